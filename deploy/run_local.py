@@ -1,0 +1,184 @@
+"""`make run`: the whole portal on one machine.
+
+Starts what is not configured (SQLite is Django's; Valkey for Redis; SeaweedFS for S3), migrates, creates the
+admin account once, starts one Celery worker and the ASGI web server, optionally trains and activates a first
+model from DATASET_DIR, and stops everything cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from deploy.local_services import (
+    RedisServer,
+    S3Server,
+    ensure_bucket,
+    free_port,
+    stop_process,
+    wait_for_port,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = Path(os.environ.get("SKINSIGHT_VAR_DIR", ROOT / "var"))
+PY = sys.executable
+
+
+def say(message: str) -> None:
+    print(f"[skinsight] {message}", flush=True)
+
+
+def manage(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=check, text=True)
+
+
+def manage_output(*args: str) -> str:
+    return subprocess.run(
+        [PY, "manage.py", *args], cwd=ROOT, check=True, text=True, capture_output=True
+    ).stdout.strip()
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self.services: list = []
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.stopping = False
+
+    def start_services(self) -> None:
+        VAR.mkdir(parents=True, exist_ok=True)
+        if "REDIS_URL" not in os.environ:
+            port = int(os.environ.get("SKINSIGHT_REDIS_PORT", "0")) or free_port()
+            redis = RedisServer(VAR / "valkey", port=port).start()
+            self.services.append(redis)
+            os.environ["REDIS_URL"] = redis.url
+            say(f"started local Valkey (Redis protocol) on {redis.url}")
+        else:
+            say("using REDIS_URL from the environment")
+        access = os.environ.setdefault("S3_ACCESS_KEY_ID", "skinsight")
+        secret = os.environ.setdefault("S3_SECRET_ACCESS_KEY", "skinsight-local-secret")
+        bucket = os.environ.setdefault("S3_BUCKET", "skinsight")
+        if "S3_ENDPOINT_URL" not in os.environ:
+            port = int(os.environ.get("SKINSIGHT_S3_PORT", "0")) or free_port()
+            say("starting local SeaweedFS S3 server (first start takes a few seconds)…")
+            s3 = S3Server(VAR / "seaweedfs", access, secret, bucket, s3_port=port).start()
+            self.services.append(s3)
+            os.environ["S3_ENDPOINT_URL"] = s3.endpoint_url
+            say(f"started local S3 on {s3.endpoint_url} (bucket {bucket})")
+        else:
+            ensure_bucket(os.environ["S3_ENDPOINT_URL"], bucket, access, secret)
+            say(f"using S3 at {os.environ['S3_ENDPOINT_URL']} (bucket {bucket})")
+        if "DATABASE_URL" not in os.environ:
+            say(f"using SQLite at {VAR / 'skinsight.sqlite3'}")
+
+    def prepare_database(self) -> None:
+        manage("migrate", "--noinput", "-v", "0")
+        manage("collectstatic", "--noinput", "-v", "0")
+        manage("ensure_admin")
+
+    def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        process = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+        self.processes.append((name, process))
+        return process
+
+    def start_worker(self) -> None:
+        self.spawn(
+            "worker",
+            [PY, "-m", "celery", "-A", "workers.app", "worker", "-Q", "inference",
+             "-c", os.environ.get("WORKER_CONCURRENCY", "1"), "--loglevel", "INFO",
+             "-n", f"inference-{secrets.token_hex(3)}@%h"],
+        )  # fmt: skip
+
+    def start_web(self) -> str:
+        host = os.environ.get("HOST", "127.0.0.1")
+        port = int(os.environ.get("PORT", "8000"))
+        process = self.spawn(
+            "web",
+            [PY, "-m", "uvicorn", "webapp.config.asgi:application", "--host", host,
+             "--port", str(port), "--log-level", "info", "--lifespan", "off"],
+        )  # fmt: skip
+        wait_for_port(port, 60, process)
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"  # noqa: S104
+
+    def maybe_train_first_model(self) -> None:
+        if manage_output("shell", "-c", ACTIVE_MODEL_PROBE) == "yes":
+            return
+        dataset = os.environ.get("DATASET_DIR")
+        if not dataset:
+            say("no model is active yet: uploads will wait in the queue.")
+            say("  get one: DATASET_DIR=/path/to/HAM10000 make run   (trains and activates)")
+            say("  or:      .venv/bin/python manage.py import_model BUNDLE_DIR --activate")
+            return
+        out = VAR / "bundles" / f"first-model-{time.strftime('%Y%m%d-%H%M%S')}"
+        extra = shlex.split(os.environ.get("TRAIN_ARGS", ""))
+        say(f"no model is active: training one from {dataset} into {out} (progress below)…")
+        trainer = self.spawn(
+            "trainer", [PY, "-m", "ml", "train", "--data", dataset, "--out", str(out), *extra]
+        )
+        code = trainer.wait()
+        self.processes.remove(("trainer", trainer))
+        if self.stopping:
+            return
+        if code != 0:
+            say(f"training failed (exit {code}); the portal keeps running without a model.")
+            return
+        manage("import_model", str(out / "bundle"), "--activate")
+
+    def stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        say("stopping…")
+        for name, process in reversed(self.processes):
+            stop_process(process)
+            say(f"stopped {name}")
+        for service in reversed(self.services):
+            service.stop()
+            say(f"stopped {type(service).__name__}")
+
+    def watch(self) -> int:
+        while not self.stopping:
+            for name, process in self.processes:
+                if process.poll() is not None:
+                    say(f"{name} exited with code {process.returncode}; shutting down")
+                    return 1
+            time.sleep(1)
+        return 0
+
+
+ACTIVE_MODEL_PROBE = (
+    "from webapp.modelops.selectors import model_version_get_active as g; "
+    "print('yes' if g() else 'no')"
+)
+
+
+def main() -> int:
+    supervisor = Supervisor()
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    # SIGTERM (a service manager) and SIGHUP (the terminal closed) stop everything like Ctrl-C.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    try:
+        supervisor.start_services()
+        supervisor.prepare_database()
+        supervisor.start_worker()
+        url = supervisor.start_web()
+        say(f"SkinSight is running at {url}   (Ctrl-C stops everything)")
+        supervisor.maybe_train_first_model()
+        return supervisor.watch()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        supervisor.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Save, load and import model bundles (``model.keras`` + metadata + ``manifest.json``).
+
+Loading always verifies the manifest hashes *before* the Keras file is deserialised, and
+deserialises with ``safe_mode=True``; a bundle whose model disagrees with its manifest (class
+count, input size) is refused rather than served.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from ml.classes import CLASSES
+from ml.manifest import BundleError, manifest_sha256, read_manifest, unpack_bundle, write_manifest
+from ml.preprocess import preprocessing_description
+
+MODEL_FILE = "model.keras"
+SPLIT_FILE = "split.json"
+TRAINING_FILE = "training.json"
+METRICS_FILE = "metrics.json"
+
+# How imported models expect their input; wrapping with these makes them take 0..255 like ours.
+INPUT_SCALINGS: dict[str, str] = {
+    "0-255": "model takes raw 0..255 pixels",
+    "0-1": "model takes pixels / 255",
+    "-1-1": "model takes pixels / 127.5 - 1",
+}
+
+
+@dataclass
+class LoadedBundle:
+    model: keras.Model
+    manifest: dict[str, Any]
+    path: Path
+    manifest_sha256: str
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def save_bundle(
+    model: keras.Model,
+    out_dir: str | Path,
+    *,
+    architecture: str,
+    input_size: int,
+    class_names: Sequence[str] = CLASSES,
+    preprocessing: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    split: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    calibration_temperature: float = 1.0,
+    pretrained: str | None = None,
+    parent: str | None = None,
+    decision_thresholds: dict[str, Any] | None = None,
+    dataset_sha256: str | None = None,
+    name: str | None = None,
+) -> Path:
+    """Write a new bundle directory and return its path; never overwrites a non-empty one.
+
+    The bundle is assembled in a hidden sibling directory and renamed into place, so a crash
+    half-way never leaves something that looks like a bundle.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise BundleError(f"refusing to overwrite existing bundle location {out_dir}")
+    output_classes = int(model.output_shape[-1])
+    if output_classes != len(class_names):
+        raise BundleError(
+            f"model outputs {output_classes} classes but {len(class_names)} class names were given"
+        )
+    if calibration_temperature <= 0:
+        raise BundleError(f"calibration temperature must be > 0, got {calibration_temperature}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        model.save(staging / MODEL_FILE)
+        if split is not None:
+            _write_json(staging / SPLIT_FILE, split)
+        if training is not None:
+            _write_json(staging / TRAINING_FILE, training)
+        if metrics is not None:
+            _write_json(staging / METRICS_FILE, metrics)
+        import tensorflow as tf
+
+        write_manifest(
+            staging,
+            {
+                "name": name or out_dir.name,
+                "architecture": architecture,
+                "class_names": list(class_names),
+                "input_size": int(input_size),
+                "preprocessing": preprocessing or preprocessing_description(input_size, "unknown"),
+                "calibration_temperature": float(calibration_temperature),
+                "decision_thresholds": decision_thresholds,
+                "metrics": metrics,
+                "dataset_sha256": dataset_sha256,
+                "pretrained": pretrained,
+                "parent": parent,
+                "model_file": MODEL_FILE,
+                "framework": {"keras": keras.__version__, "tensorflow": tf.__version__},
+            },
+        )
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load_bundle(path: str | Path) -> LoadedBundle:
+    """Verify and load a bundle directory or ``.zip``."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".zip":
+        with tempfile.TemporaryDirectory(prefix="skinsight-bundle-") as scratch:
+            bundle_dir = unpack_bundle(path, Path(scratch) / "bundle")
+            loaded = _load_verified_dir(bundle_dir)
+        # The model lives in memory now; point at the archive the caller gave.
+        loaded.path = path
+        return loaded
+    return _load_verified_dir(path)
+
+
+def _load_verified_dir(bundle_dir: Path) -> LoadedBundle:
+    manifest = read_manifest(bundle_dir, verify=True)
+    model_file = manifest.get("model_file", MODEL_FILE)
+    if model_file not in manifest["files"]:
+        raise BundleError(f"bundle {bundle_dir}: manifest does not list model file {model_file}")
+    digest = manifest_sha256(bundle_dir)
+    try:
+        model = keras.saving.load_model(bundle_dir / model_file, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for corrupt or unsafe files
+        raise BundleError(f"bundle {bundle_dir}: cannot load {model_file}: {exc}") from exc
+    _check_model_matches(model, manifest, str(bundle_dir))
+    return LoadedBundle(model, manifest, bundle_dir, digest)
+
+
+def _check_model_matches(model: keras.Model, manifest: dict[str, Any], where: str) -> None:
+    classes = int(model.output_shape[-1])
+    expected = len(manifest["class_names"])
+    if classes != expected:
+        raise BundleError(
+            f"bundle {where}: model outputs {classes} classes, manifest lists {expected}"
+        )
+    height, width = model.input_shape[1:3]
+    size = manifest["input_size"]
+    if (height, width) != (size, size) and (height, width) != (None, None):
+        raise BundleError(
+            f"bundle {where}: model input is {height}x{width}, manifest says {size}x{size}"
+        )
+
+
+def _read_source_model(
+    json_path: Path | None, weights_path: Path | None, model_path: Path | None
+) -> keras.Model:
+    if model_path is not None:
+        if json_path is not None or weights_path is not None:
+            raise BundleError("give either --model or --json with --weights, not both")
+        if not model_path.is_file():
+            raise BundleError(f"model file not found: {model_path}")
+        try:
+            return keras.saving.load_model(model_path, safe_mode=True, compile=False)
+        except Exception as exc:
+            raise BundleError(f"cannot load model file {model_path}: {exc}") from exc
+    if json_path is None or weights_path is None:
+        raise BundleError("importing needs --model FILE, or both --json FILE and --weights FILE")
+    for required in (json_path, weights_path):
+        if not required.is_file():
+            raise BundleError(f"file not found: {required}")
+    try:
+        model = keras.models.model_from_json(json_path.read_text(encoding="utf-8"))
+    except Exception as exc:
+        raise BundleError(f"cannot build a model from JSON {json_path}: {exc}") from exc
+    try:
+        model.load_weights(weights_path)
+    except Exception as exc:
+        raise BundleError(
+            f"weights {weights_path} do not fit the model in {json_path}: {exc}"
+        ) from exc
+    return model
+
+
+def _wrap_input_scaling(model: keras.Model, input_scale: str, input_size: int) -> keras.Model:
+    if input_scale == "0-255":
+        return model
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    if input_scale == "0-1":
+        scaled = keras.layers.Rescaling(1.0 / 255.0, name="to_unit_range")(inputs)
+    else:
+        scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_symmetric_range")(inputs)
+    return keras.Model(inputs, model(scaled), name=f"imported_{model.name}")
+
+
+def import_model_files(
+    out_dir: str | Path,
+    *,
+    architecture: str,
+    json_path: str | Path | None = None,
+    weights_path: str | Path | None = None,
+    model_path: str | Path | None = None,
+    input_scale: str = "0-255",
+    class_names: Sequence[str] = CLASSES,
+    parent: str | None = None,
+) -> Path:
+    """Turn a Keras JSON + H5 weights pair, or a ``.keras`` / ``.h5`` model, into a bundle.
+
+    ``input_scale`` says what pixel range the source model was trained on; it is wrapped with a
+    Rescaling layer so that, like every bundle, it takes raw 0..255 pixels.
+    """
+    if input_scale not in INPUT_SCALINGS:
+        raise BundleError(
+            f"unknown input scale {input_scale!r}; choose one of {', '.join(INPUT_SCALINGS)}"
+        )
+    source = _read_source_model(
+        Path(json_path) if json_path else None,
+        Path(weights_path) if weights_path else None,
+        Path(model_path) if model_path else None,
+    )
+    output_shape = source.output_shape
+    classes = int(output_shape[-1])
+    if len(output_shape) != 2 or classes != len(class_names):
+        raise BundleError(
+            f"imported model outputs shape {tuple(output_shape)}, expected (None, "
+            f"{len(class_names)}) for the classes {', '.join(class_names)}"
+        )
+    input_shape = source.input_shape
+    if len(input_shape) != 4 or input_shape[1] is None or input_shape[1] != input_shape[2]:
+        raise BundleError(f"imported model needs a square image input, found {input_shape}")
+    input_size = int(input_shape[1])
+    model = _wrap_input_scaling(source, input_scale, input_size)
+    description = preprocessing_description(input_size, INPUT_SCALINGS[input_scale])
+    sources = [str(p) for p in (json_path, weights_path, model_path) if p]
+    return save_bundle(
+        model,
+        out_dir,
+        architecture=architecture,
+        input_size=input_size,
+        class_names=class_names,
+        preprocessing=description,
+        training={"imported_from": [os.path.basename(s) for s in sources]},
+        parent=parent,
+    )

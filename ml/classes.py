@@ -1,0 +1,15 @@
+"""The seven HAM10000 diagnostic classes, in the order every model and report uses."""
+
+CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+
+CLASS_NAMES: dict[str, str] = {
+    "akiec": "Actinic keratoses and intraepithelial carcinoma (Bowen's disease)",
+    "bcc": "Basal cell carcinoma",
+    "bkl": "Benign keratosis-like lesions",
+    "df": "Dermatofibroma",
+    "mel": "Melanoma",
+    "nv": "Melanocytic nevi",
+    "vasc": "Vascular lesions",
+}
+
+NUM_CLASSES = len(CLASSES)

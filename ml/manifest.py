@@ -1,0 +1,220 @@
+"""Model bundle manifest: write, read, verify, pack and unpack.
+
+Pure standard library on purpose: the web process imports this module to check bundles
+and must not pull in TensorFlow.
+
+A bundle is a directory holding ``manifest.json`` plus the files it lists (``model.keras``,
+``split.json``, ...). The manifest records the sha256 of every other file, so a bundle whose
+files were changed, removed or added is refused before any model file is deserialised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import stat
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+REQUIRED_KEYS: tuple[str, ...] = (
+    "architecture",
+    "class_names",
+    "input_size",
+    "preprocessing",
+    "files",
+)
+# A bundle is a few hundred MB at most (DenseNet169 is ~60 MB); anything far larger in a zip
+# is a decompression bomb or the wrong file.
+MAX_MEMBER_BYTES = 2 * 1024**3
+MAX_TOTAL_BYTES = 4 * 1024**3
+
+_CHUNK = 1024 * 1024
+
+
+class BundleError(Exception):
+    """A model bundle is missing, malformed or does not match its manifest."""
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _bundle_files(bundle_dir: Path) -> list[str]:
+    """Relative POSIX names of every regular file below ``bundle_dir`` except the manifest."""
+    names = []
+    for path in sorted(bundle_dir.rglob("*")):
+        if path.is_symlink():
+            # A link could point outside the bundle, so its hash would prove nothing.
+            raise BundleError(f"bundle {bundle_dir} contains a symbolic link: {path.name}")
+        if path.is_file():
+            name = path.relative_to(bundle_dir).as_posix()
+            if name != MANIFEST_NAME:
+                names.append(name)
+    return names
+
+
+def write_manifest(bundle_dir: str | Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """Write ``manifest.json`` into ``bundle_dir`` with ``fields`` plus hashes of every file.
+
+    ``schema_version``, ``created_at`` and ``files`` are always computed here, overriding any
+    value passed in ``fields``, so a manifest can never claim hashes it did not check.
+    """
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise BundleError(f"bundle directory does not exist: {bundle_dir}")
+    manifest: dict[str, Any] = dict(fields)
+    manifest["schema_version"] = SCHEMA_VERSION
+    manifest.setdefault("created_at", datetime.now(UTC).isoformat(timespec="seconds"))
+    manifest["files"] = {name: file_sha256(bundle_dir / name) for name in _bundle_files(bundle_dir)}
+    text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False)
+    (bundle_dir / MANIFEST_NAME).write_text(text + "\n", encoding="utf-8")
+    return manifest
+
+
+def manifest_sha256(bundle_dir: str | Path) -> str:
+    """Hash of the manifest file: it covers every file hash, so it identifies the whole bundle."""
+    return file_sha256(Path(bundle_dir) / MANIFEST_NAME)
+
+
+def read_manifest(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
+    """Parse and validate ``manifest.json``; with ``verify`` also check every file's sha256."""
+    bundle_dir = Path(bundle_dir)
+    manifest_path = bundle_dir / MANIFEST_NAME
+    if not bundle_dir.is_dir():
+        raise BundleError(f"bundle directory does not exist: {bundle_dir}")
+    if not manifest_path.is_file():
+        raise BundleError(f"bundle {bundle_dir} has no {MANIFEST_NAME}")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        kind = type(manifest).__name__
+        raise BundleError(f"{manifest_path} must hold a JSON object, found {kind}")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BundleError(
+            f"{manifest_path}: unsupported schema_version {version!r} (expected {SCHEMA_VERSION})"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise BundleError(f"{manifest_path} is missing required key(s): {', '.join(missing)}")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{manifest_path}: 'files' must be a non-empty object of name -> sha256")
+    class_names = manifest["class_names"]
+    if not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names):
+        raise BundleError(f"{manifest_path}: 'class_names' must be a list of strings")
+    if verify:
+        _verify_files(bundle_dir, files)
+    return manifest
+
+
+def _verify_files(bundle_dir: Path, files: dict[str, Any]) -> None:
+    for name, expected in sorted(files.items()):
+        if not _is_safe_relative(name):
+            raise BundleError(f"bundle {bundle_dir}: manifest lists an unsafe path {name!r}")
+        path = bundle_dir / name
+        if not path.is_file() or path.is_symlink():
+            raise BundleError(f"bundle {bundle_dir}: file {name} listed in the manifest is missing")
+        actual = file_sha256(path)
+        if actual != expected:
+            raise BundleError(
+                f"bundle {bundle_dir}: sha256 mismatch for {name}: "
+                f"manifest says {expected}, file has {actual}"
+            )
+    unlisted = [name for name in _bundle_files(bundle_dir) if name not in files]
+    if unlisted:
+        raise BundleError(
+            f"bundle {bundle_dir}: file(s) not listed in the manifest: {', '.join(unlisted)}"
+        )
+
+
+def _is_safe_relative(name: str) -> bool:
+    pure = PurePosixPath(name)
+    return (
+        bool(name)
+        and "\\" not in name
+        and not pure.is_absolute()
+        and ".." not in pure.parts
+        and ":" not in pure.parts[0]
+    )
+
+
+def pack_bundle(bundle_dir: str | Path, zip_path: str | Path) -> str:
+    """Zip a verified bundle (files at the archive root) and return the zip's sha256."""
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir, verify=True)
+    zip_path = Path(zip_path)
+    names = [MANIFEST_NAME, *sorted(manifest["files"])]
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            archive.write(bundle_dir / name, arcname=name)
+    return file_sha256(zip_path)
+
+
+def unpack_bundle(
+    zip_path: str | Path,
+    dest_dir: str | Path,
+    *,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+) -> Path:
+    """Extract a bundle zip into ``dest_dir`` (new or empty) and verify it.
+
+    Every member is checked before anything is written: absolute paths, ``..``, symbolic
+    links and oversized members are refused, because the zip may come from shared storage.
+    """
+    zip_path = Path(zip_path)
+    dest_dir = Path(dest_dir)
+    if not zip_path.is_file():
+        raise BundleError(f"bundle archive does not exist: {zip_path}")
+    if dest_dir.exists() and any(dest_dir.iterdir()):
+        raise BundleError(f"refusing to unpack into non-empty directory {dest_dir}")
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile as exc:
+        raise BundleError(f"{zip_path} is not a valid zip archive: {exc}") from exc
+    with archive:
+        members = archive.infolist()
+        total = 0
+        for info in members:
+            _check_member(zip_path, info, max_member_bytes)
+            total += info.file_size
+        if total > max_total_bytes:
+            raise BundleError(
+                f"{zip_path}: members total {total} bytes, more than the {max_total_bytes} allowed"
+            )
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        for info in members:
+            if info.is_dir():
+                continue
+            target = dest_dir / PurePosixPath(info.filename)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink, _CHUNK)
+    read_manifest(dest_dir, verify=True)
+    return dest_dir
+
+
+def _check_member(zip_path: Path, info: zipfile.ZipInfo, max_member_bytes: int) -> None:
+    name = info.filename
+    if not _is_safe_relative(name.rstrip("/")):
+        raise BundleError(f"{zip_path}: refusing unsafe member path {name!r}")
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise BundleError(f"{zip_path}: refusing symbolic link member {name!r}")
+    if info.file_size > max_member_bytes:
+        raise BundleError(
+            f"{zip_path}: member {name!r} is {info.file_size} bytes, "
+            f"more than the {max_member_bytes} allowed"
+        )

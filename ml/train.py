@@ -1,0 +1,261 @@
+"""Train one architecture end to end and write a model bundle plus an evaluation report.
+
+Steps: load data -> lesion-grouped stratified split -> build model -> phase 1 (whole basic
+CNN, or the head of a transfer model on a frozen backbone) -> phase 2 fine-tuning of the top
+backbone layers (transfer models) -> best validation weights restored after each phase ->
+temperature fitted on validation -> metrics and report on the test split -> bundle.
+
+Output layout under ``out_dir``: ``bundle/`` (the model bundle) and ``report/``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.classes import CLASSES, NUM_CLASSES
+from ml.data import (
+    DatasetError,
+    Sample,
+    class_weights,
+    dataset_fingerprint,
+    detect_and_load,
+    grouped_stratified_split,
+    limit_per_class,
+    make_dataset,
+    require_dataset_dir,
+)
+
+BUNDLE_SUBDIR = "bundle"
+REPORT_SUBDIR = "report"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; ``None`` means the architecture's default."""
+
+    data_dir: str | Path
+    out_dir: str | Path
+    architecture: str = "basic_cnn"
+    image_size: int | None = None
+    epochs: int | None = None  # per phase
+    batch_size: int | None = None
+    seed: int = 0
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    no_pretrained: bool = False
+    weights_dir: str | Path | None = None
+    fine_tune_layers: int | None = None
+    limit: int | None = None  # max images per class, for quick runs
+    cache: bool | str = True
+    parent: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(message, flush=True)
+
+
+def _labels(samples: list[Sample]) -> np.ndarray:
+    return np.array([s.label_index for s in samples], dtype=np.int64)
+
+
+def _run_phase(
+    model: Any,
+    *,
+    name: str,
+    optimizer: Any,
+    train_ds: Any,
+    val_ds: Any,
+    epochs: int,
+    weights: dict[int, float],
+    progress: bool,
+    scratch: Path,
+) -> dict[str, list[float]]:
+    """Fit for ``epochs`` and restore the weights of the epoch with the lowest val loss."""
+    import keras
+
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    checkpoint = scratch / f"best-{name}.weights.h5"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(
+            checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-7),
+    ]
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        class_weight=weights,
+        callbacks=callbacks,
+        # The tf.data pipeline already reshuffles every epoch.
+        shuffle=False,
+        verbose=2 if progress else 0,
+    )
+    if checkpoint.exists():
+        model.load_weights(checkpoint)
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+def _predict(model: Any, dataset: Any) -> np.ndarray:
+    return np.asarray(model.predict(dataset, verbose=0), dtype=np.float64)
+
+
+def train(config: TrainConfig, progress: bool = True) -> Path:
+    """Run training as configured and return the path of the written bundle."""
+    from ml.architectures import freeze_backbone, get_architecture, unfreeze_top_layers
+    from ml.bundle import save_bundle
+    from ml.calibration import apply_temperature, fit_temperature
+    from ml.metrics import classification_metrics
+    from ml.predict import log_probabilities
+    from ml.preprocess import preprocessing_description
+    from ml.pretrained import WEIGHT_FILES, resolve_weights
+    from ml.reports import write_evaluation_report
+
+    spec = get_architecture(config.architecture)
+    out_dir = Path(config.out_dir)
+    bundle_dir = out_dir / BUNDLE_SUBDIR
+    if bundle_dir.exists() and any(bundle_dir.iterdir()):
+        raise FileExistsError(f"{bundle_dir} already holds a bundle; choose a new --out")
+    image_size = config.image_size or spec.default_input_size
+    batch_size = config.batch_size or spec.batch_size
+    head_epochs = config.epochs or spec.head_epochs
+    tune_epochs = config.epochs or spec.fine_tune_epochs
+    tune_layers = config.fine_tune_layers or spec.fine_tune_layers
+    use_pretrained = spec.transfer and not config.no_pretrained
+
+    # Cheap checks first: a wrong folder or a missing weights file should fail before minutes of
+    # data loading.
+    require_dataset_dir(config.data_dir)
+    weights_path = resolve_weights(spec.name, config.weights_dir) if use_pretrained else None
+
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    samples = detect_and_load(config.data_dir)
+    if config.limit:
+        samples = limit_per_class(samples, config.limit, config.seed)
+    split = grouped_stratified_split(
+        samples, config.val_fraction, config.test_fraction, config.seed
+    )
+    if not split.train or not split.val:
+        raise DatasetError(
+            f"{config.data_dir}: too few lesions for a train/validation split "
+            f"({len(samples)} images); add images or lower --limit-per-class"
+        )
+    _say(
+        progress,
+        f"data: {len(samples)} images; split {len(split.train)}/{len(split.val)}/"
+        f"{len(split.test)} train/val/test",
+    )
+    fingerprint = dataset_fingerprint(samples)
+
+    model = spec.build(NUM_CLASSES, image_size, weights=weights_path)
+    cache = config.cache
+    train_ds = make_dataset(
+        split.train, image_size, batch_size, training=True, cache=cache, seed=config.seed
+    )
+    val_ds = make_dataset(split.val, image_size, batch_size, training=False, cache=cache)
+    weights = class_weights(split.train)
+
+    phases: list[dict[str, Any]] = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="skinsight-train-") as scratch:
+        if spec.transfer:
+            freeze_backbone(model)
+        _say(progress, f"phase 1: {head_epochs} epoch(s)")
+        history = _run_phase(
+            model,
+            name="phase1",
+            optimizer=spec.make_optimizer(spec.learning_rate),
+            train_ds=train_ds,
+            val_ds=val_ds,
+            epochs=head_epochs,
+            weights=weights,
+            progress=progress,
+            scratch=Path(scratch),
+        )
+        phases.append({"name": "head" if spec.transfer else "full", "history": history})
+        if spec.transfer and tune_epochs > 0:
+            unfreeze_top_layers(model, tune_layers)
+            _say(progress, f"phase 2: fine-tune top {tune_layers} layers, {tune_epochs} epoch(s)")
+            history = _run_phase(
+                model,
+                name="phase2",
+                optimizer=spec.make_optimizer(spec.fine_tune_learning_rate),
+                train_ds=train_ds,
+                val_ds=val_ds,
+                epochs=tune_epochs,
+                weights=weights,
+                progress=progress,
+                scratch=Path(scratch),
+            )
+            phases.append({"name": "fine_tune", "history": history})
+    seconds = time.monotonic() - started
+
+    val_probs = _predict(model, val_ds)
+    temperature = fit_temperature(log_probabilities(val_probs), _labels(split.val))
+    evaluation_name = "test" if split.test else "val"
+    evaluation = split.test or split.val
+    eval_ds = make_dataset(evaluation, image_size, batch_size, training=False, cache=False)
+    raw_probs = _predict(model, eval_ds)
+    probs = apply_temperature(log_probabilities(raw_probs), temperature)
+    y_true = _labels(evaluation)
+    metrics = classification_metrics(y_true, probs, CLASSES)
+    metrics["evaluated_on"] = evaluation_name
+
+    merged = _merge_histories(phases)
+    training = {
+        "config": config.as_json(),
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "class_weights": {CLASSES[k]: v for k, v in weights.items()},
+        "phases": phases,
+        "seconds": round(seconds, 1),
+    }
+    bundle = save_bundle(
+        model,
+        bundle_dir,
+        architecture=spec.name,
+        input_size=image_size,
+        class_names=CLASSES,
+        preprocessing=preprocessing_description(image_size, spec.normalisation),
+        training=training,
+        split=split.to_json(),
+        metrics=metrics,
+        calibration_temperature=temperature,
+        pretrained=WEIGHT_FILES.get(spec.name) if use_pretrained else None,
+        parent=config.parent,
+        dataset_sha256=fingerprint,
+        name=out_dir.name,
+    )
+    write_evaluation_report(
+        out_dir / REPORT_SUBDIR,
+        metrics=metrics,
+        y_true=y_true,
+        probs=probs,
+        class_names=CLASSES,
+        history=merged,
+        title=f"{spec.name} on {evaluation_name} split",
+        extra={"temperature": temperature, "bundle": str(bundle), "seconds": round(seconds, 1)},
+    )
+    _say(progress, f"bundle written to {bundle}")
+    return bundle
+
+
+def _merge_histories(phases: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """One history across phases, so curves show fine-tuning continuing the head training."""
+    merged: dict[str, list[float]] = {}
+    for phase in phases:
+        for key, values in phase["history"].items():
+            merged.setdefault(key, []).extend(values)
+    return merged

@@ -1,0 +1,138 @@
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from deploy.local_services import RedisServer, S3Server
+
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_services():
+    """Start the S3 server (and Redis, if this machine has none) that tests/settings.py chose ports for."""
+    started = []
+    root = Path(tempfile.mkdtemp(prefix="skinsight-services-"))
+    try:
+        if os.environ.get("SKINSIGHT_TEST_START_REDIS"):
+            port = int(os.environ["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+            started.append(RedisServer(root / "redis", port=port).start())
+        if os.environ.get("SKINSIGHT_TEST_START_S3"):
+            port = int(os.environ["S3_ENDPOINT_URL"].rsplit(":", 1)[1])
+            started.append(
+                S3Server(
+                    root / "s3",
+                    access_key=os.environ.get("S3_ACCESS_KEY_ID", "skinsight"),
+                    secret_key=os.environ.get("S3_SECRET_ACCESS_KEY", "skinsight-local-secret"),
+                    bucket=os.environ["S3_BUCKET"],
+                    s3_port=port,
+                ).start()
+            )
+        _purge_broker()
+        yield
+    finally:
+        for service in reversed(started):
+            service.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _purge_broker() -> None:
+    """Jobs left by an earlier session would point at rows that no longer exist."""
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"{SHARED_DIR} is absent: real HAM10000 data is only beside the checkout")
+    return SHARED_DIR
+
+
+@pytest.fixture
+def s3_client():
+    from django.conf import settings
+
+    from deploy.local_services import s3_client as make_client
+
+    return make_client(
+        settings.S3_ENDPOINT_URL, settings.S3_ACCESS_KEY_ID, settings.S3_SECRET_ACCESS_KEY
+    )
+
+
+@pytest.fixture
+def bucket_keys(s3_client):
+    """A function listing every object key in the test bucket (to prove nothing was left behind)."""
+    from django.conf import settings
+
+    def keys(prefix: str = "") -> set[str]:
+        found = set()
+        paginator = s3_client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=settings.S3_BUCKET, Prefix=prefix):
+            found.update(obj["Key"] for obj in page.get("Contents", []))
+        return found
+
+    return keys
+
+
+@pytest.fixture
+def broker_queue_length():
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+    def length(queue: str = "inference") -> int:
+        return client.llen(queue)
+
+    return length
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A real model bundle: the paper's basic CNN trained for one epoch on tiny generated images."""
+    from ml.data import write_tiny_dataset
+    from ml.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny-model")
+    data = write_tiny_dataset(root / "data", per_class=6, size=32, seed=0)
+    return train(
+        TrainConfig(
+            data_dir=data,
+            out_dir=root / "tiny-basic-cnn",
+            architecture="basic_cnn",
+            image_size=32,
+            epochs=1,
+            batch_size=8,
+        ),
+        progress=False,
+    )
+
+
+@pytest.fixture
+def sample_photos(shared_dir):
+    """Real 600x450 HAM10000 photos, one per class."""
+    import csv
+
+    folder = shared_dir / "data" / "fullsize-samples"
+    with (folder / "labels.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    first_per_class: dict[str, Path] = {}
+    for row in rows:
+        first_per_class.setdefault(row["dx"], folder / row["file"])
+    return first_per_class
+
+
+@pytest.fixture
+def active_tiny_model(tiny_bundle):
+    """Register and activate the tiny bundle through the same command an operator uses."""
+    from django.core.management import call_command
+
+    from webapp.modelops.selectors import model_version_get_active
+
+    call_command("import_model", str(tiny_bundle), "--activate", "--name", "tiny-test")
+    return model_version_get_active()

@@ -1,0 +1,94 @@
+"""A person in a real browser: sign up, upload a photo, see the result arrive without reloading."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.processes import start_web, start_worker, stop
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.e2e]
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser(stack):
+    """Launched after the stack: Playwright's sync API runs an event loop in this thread, where
+    Django refuses database access, so every database fixture must be set up before it."""
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (the CI script does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def stack(tmp_path, active_tiny_model):
+    web, url = start_web(tmp_path / "web.log")
+    try:
+        yield {
+            "url": url,
+            "logs": tmp_path,
+            "start_worker": lambda: start_worker(tmp_path / "worker.log"),
+        }
+    finally:
+        stop(web)
+
+
+def test_sign_up_upload_and_see_result_live(stack, sample_photos, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    url = stack["url"]
+    page.goto(url + "/")
+    page.get_by_role("link", name="Sign up").first.click()
+    page.fill("#id_username", "maria")
+    page.fill("#id_email", "maria@example.org")
+    page.fill("#id_password1", "lesion-photo-2026!")
+    page.fill("#id_password2", "lesion-photo-2026!")
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url("**/cases/upload/")
+
+    photo = next(iter(sample_photos.values()))
+    page.set_input_files("#id_image", str(photo))
+    page.get_by_role("button", name="Upload and classify").click()
+    page.wait_for_url("**/cases/*/")
+    assert page.locator("#status").inner_text() in {"Queued", "Classifying"}
+    # Mark this document: if the page reloaded, the mark would be gone.
+    page.evaluate("window.__noReload = true")
+    page.wait_for_function("document.getElementById('connection').textContent.includes('Live')")
+
+    # The worker starts only now, so the result can only arrive by push.
+    worker = stack["start_worker"]()
+    try:
+        page.wait_for_selector("#prediction:not([hidden])", timeout=180_000)
+    finally:
+        stop(worker)
+    assert page.evaluate("window.__noReload === true")
+    assert page.locator("#status").inner_text() == "Done"
+    rows = page.locator("#probabilities tr")
+    assert rows.count() == 7
+    assert "tiny-test" in page.locator("#model-version").inner_text()
+    assert page.locator("#top-class").inner_text().startswith("Most likely:")
+    page.screenshot(
+        path=os.environ.get("E2E_SCREENSHOT", str(tmp_path / "result.png")), full_page=True
+    )
+    # The stored photo is served to its owner.
+    image = page.request.get(url + page.locator("img.lesion-photo").get_attribute("src"))
+    assert image.status == 200 and image.headers["content-type"] == "image/jpeg"

@@ -1,0 +1,69 @@
+"""Real worker and web-server processes for integration and browser tests."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from deploy.local_services import free_port, stop_process, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def service_env() -> dict[str, str]:
+    """The environment a child process needs to share this test session's database and services."""
+    from django.db import connection
+
+    env = dict(os.environ)
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("postgresql"):
+        env["DATABASE_URL"] = (
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        )
+    else:
+        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env["PYTHONPATH"] = str(ROOT)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    # The session already started these; children must not start their own.
+    env.pop("SKINSIGHT_TEST_START_S3", None)
+    env.pop("SKINSIGHT_TEST_START_REDIS", None)
+    return env
+
+
+def start_worker(log_path: Path, concurrency: int = 1) -> subprocess.Popen:
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "inference",
+         "-c", str(concurrency), "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+         "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"],
+        cwd=ROOT, env=service_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def start_web(log_path: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "webapp.config.asgi:application",
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=service_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    wait_for_port(port, 60, process)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    stop_process(process, timeout=30)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")

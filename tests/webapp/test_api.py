@@ -1,0 +1,82 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from tests.images import jpeg_bytes
+from tests.webapp.test_access_control import api_client
+from webapp.cases.models import Case
+
+pytestmark = pytest.mark.django_db
+
+
+def test_upload_with_idempotency_key_twice_is_one_case(
+    patient, bucket_keys, broker_queue_length, django_capture_on_commit_callbacks
+):
+    client = api_client(patient)
+    before_jobs, before_keys = broker_queue_length(), bucket_keys()
+    responses = []
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(2):
+            responses.append(
+                client.post(
+                    reverse("api:case-list"),
+                    {"image": SimpleUploadedFile("a.jpg", jpeg_bytes(), "image/jpeg")},
+                    format="multipart",
+                    HTTP_IDEMPOTENCY_KEY="visit-42-photo-1",
+                )
+            )
+    assert [r.status_code for r in responses] == [201, 200]
+    assert responses[0].json()["id"] == responses[1].json()["id"]
+    assert Case.objects.count() == 1
+    assert len(bucket_keys() - before_keys) == 1
+    assert broker_queue_length() == before_jobs + 1
+
+
+def test_upload_response_describes_the_queued_case(patient, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client(patient).post(
+            reverse("api:case-list"),
+            {"image": SimpleUploadedFile("a.jpg", jpeg_bytes(), "image/jpeg")},
+            format="multipart",
+        )
+    body = response.json()
+    assert response.status_code == 201
+    assert body["status"] == "queued"
+    assert body["prediction"] is None
+    assert body["waiting_for_model"] is True  # no model is active in this test
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ({}, "exactly one"),
+        ({"image_url": "ftp://example.org/a.jpg"}, "Only http and https"),
+        ({"image_url": "http://localhost:1/a.jpg"}, "not reachable"),
+    ],
+)
+def test_bad_api_uploads_get_400_with_a_reason(patient, bucket_keys, payload, fragment):
+    before = bucket_keys()
+    response = api_client(patient).post(reverse("api:case-list"), payload, format="json")
+    assert response.status_code == 400
+    assert fragment in str(response.json())
+    assert Case.objects.count() == 0
+    assert bucket_keys() == before
+
+
+def test_non_image_upload_gets_400_naming_the_problem(patient):
+    response = api_client(patient).post(
+        reverse("api:case-list"),
+        {"image": SimpleUploadedFile("a.jpg", b"<html>hi</html>", "image/jpeg")},
+        format="multipart",
+    )
+    assert response.status_code == 400
+    assert "HTML" in response.json()["detail"]
+    assert Case.objects.count() == 0
+
+
+def test_openapi_schema_lists_the_case_routes(client):
+    response = client.get(reverse("api:schema"), HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert "/api/cases/" in schema["paths"] and "/api/cases/{public_id}/" in schema["paths"]
+    assert "post" in schema["paths"]["/api/cases/"]

@@ -1,0 +1,75 @@
+"""Job state: status only moves forward, a prediction is recorded once, waiting cases are re-enqueued."""
+
+import pytest
+
+from webapp.cases.models import CaseStatus, Prediction
+from webapp.cases.services import (
+    InvalidTransition,
+    case_claim_for_classification,
+    case_enqueue_waiting,
+    case_mark_finished_without_result,
+    case_record_prediction,
+)
+from webapp.modelops.models import ModelVersion
+
+pytestmark = pytest.mark.django_db
+
+PROBS = {"akiec": 0.01, "bcc": 0.02, "bkl": 0.05, "df": 0.01, "mel": 0.30, "nv": 0.60, "vasc": 0.01}
+
+
+@pytest.fixture
+def version(db):
+    return ModelVersion.objects.create(
+        name="tiny-1", architecture="basic_cnn", bundle_key="models/tiny-1/x.zip", sha256="0" * 64,
+        manifest={"class_names": list(PROBS)},
+    )  # fmt: skip
+
+
+def test_claim_then_record_marks_done_once(make_case, patient, version):
+    case = make_case(patient)
+    claimed = case_claim_for_classification(case_id=case.pk)
+    assert claimed.status == CaseStatus.RUNNING and claimed.attempts == 1
+    first = case_record_prediction(
+        case_id=case.pk, model_version=version, probabilities=PROBS, latency_ms=12, result_key="r"
+    )
+    again = case_record_prediction(
+        case_id=case.pk, model_version=version, probabilities=PROBS, latency_ms=99, result_key="r"
+    )
+    case.refresh_from_db()
+    assert first.pk == again.pk and Prediction.objects.count() == 1
+    assert first.top_class == "nv" and first.top_probability == pytest.approx(0.6)
+    assert case.status == CaseStatus.DONE and case.finished_at >= case.started_at
+    # A redelivered job for a finished case finds nothing to do.
+    assert case_claim_for_classification(case_id=case.pk) is None
+
+
+def test_redelivered_running_job_can_be_claimed_again(make_case, patient):
+    case = make_case(patient)
+    case_claim_for_classification(case_id=case.pk)
+    reclaimed = case_claim_for_classification(case_id=case.pk)
+    assert reclaimed.status == CaseStatus.RUNNING and reclaimed.attempts == 2
+
+
+def test_finished_cases_never_move_back(make_case, patient, version):
+    from webapp.cases.services import _transition
+
+    case = make_case(patient)
+    case_mark_finished_without_result(case_id=case.pk, status=CaseStatus.FAILED, reason="x")
+    case.refresh_from_db()
+    assert case.status == CaseStatus.FAILED and case.status_reason == "x"
+    # Marking again is a no-op, and a forced backward move raises.
+    case_mark_finished_without_result(case_id=case.pk, status=CaseStatus.REJECTED, reason="y")
+    case.refresh_from_db()
+    assert case.status == CaseStatus.FAILED
+    with pytest.raises(InvalidTransition):
+        _transition(case, CaseStatus.QUEUED)
+
+
+def test_enqueue_waiting_sends_one_job_per_queued_case(
+    make_case, patient, version, broker_queue_length
+):
+    waiting = [make_case(patient) for _ in range(3)]
+    case_mark_finished_without_result(case_id=waiting[0].pk, status=CaseStatus.FAILED, reason="x")
+    before = broker_queue_length()
+    assert case_enqueue_waiting() == 2
+    assert broker_queue_length() == before + 2

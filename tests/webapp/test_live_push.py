@@ -1,0 +1,46 @@
+"""The results page's WebSocket, through the real Redis channel layer."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from webapp.cases.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, CaseConsumer
+from webapp.cases.services import case_publish
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+def communicator(case, user) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(CaseConsumer.as_asgi(), f"/ws/cases/{case.public_id}/")
+    comm.scope["user"] = user
+    comm.scope["url_route"] = {"kwargs": {"public_id": case.public_id}}
+    return comm
+
+
+@pytest.fixture
+def live_case(make_case, patient):
+    return make_case(patient)
+
+
+async def test_owner_gets_current_state_then_pushed_updates(live_case, patient):
+    comm = communicator(live_case, patient)
+    connected, _ = await comm.connect()
+    assert connected
+    first = await comm.receive_json_from(timeout=5)
+    assert first["id"] == str(live_case.public_id) and first["status"] == "queued"
+
+    await sync_to_async(case_publish)(case_id=live_case.pk)
+    pushed = await comm.receive_json_from(timeout=5)
+    assert pushed["id"] == str(live_case.public_id)
+    await comm.disconnect()
+
+
+async def test_other_patient_and_anonymous_are_closed(live_case, other_patient):
+    comm = communicator(live_case, other_patient)
+    connected, code = await comm.connect()
+    assert not connected and code == CLOSE_NOT_FOUND
+
+    comm = communicator(live_case, AnonymousUser())
+    connected, code = await comm.connect()
+    assert not connected and code == CLOSE_UNAUTHENTICATED

@@ -1,0 +1,87 @@
+"""Reads for cases. Every query that returns patient data goes through `case_visible_to`."""
+
+from django.db.models import QuerySet
+from django.http import Http404
+from django.urls import reverse
+
+from ml.classes import CLASS_NAMES
+from webapp.accounts.models import Role, User
+from webapp.cases.models import Case, CaseStatus
+
+
+def case_visible_to(user: User) -> QuerySet[Case]:
+    """Patients see their own cases, clinicians their assigned patients', admins all; others none."""
+    base = Case.objects.select_related(
+        "lesion__patient", "uploaded_by", "prediction__model_version"
+    )
+    if not user.is_authenticated or not user.is_active:
+        return base.none()
+    if user.is_admin_role:
+        return base
+    if user.role == Role.CLINICIAN:
+        return base.filter(lesion__patient__clinician_assignments__clinician=user)
+    return base.filter(lesion__patient=user)
+
+
+def case_get_for_user(*, user: User, public_id) -> Case:
+    """The same 404 for someone else's case as for one that does not exist."""
+    case = case_visible_to(user).filter(public_id=public_id).first()
+    if case is None:
+        raise Http404("No such case.")
+    return case
+
+
+def patients_selectable_by(user: User) -> QuerySet[User]:
+    """Patients a user may upload for."""
+    if user.is_admin_role:
+        return User.objects.filter(role=Role.PATIENT, is_active=True)
+    if user.role == Role.CLINICIAN:
+        return User.objects.filter(
+            role=Role.PATIENT, is_active=True, clinician_assignments__clinician=user
+        )
+    return User.objects.filter(pk=user.pk)
+
+
+def case_group_name(case: Case) -> str:
+    return f"case-{case.public_id}"
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def case_state(case: Case) -> dict:
+    """The one representation of a case's job state: JSON view, REST API and live push all send this."""
+    from webapp.modelops.selectors import model_version_get_active
+
+    prediction = getattr(case, "prediction", None)
+    state = {
+        "id": str(case.public_id),
+        "status": case.status,
+        "status_label": CaseStatus(case.status).label,
+        "reason": case.status_reason,
+        "created_at": _iso(case.created_at),
+        "started_at": _iso(case.started_at),
+        "finished_at": _iso(case.finished_at),
+        "image_url": reverse("cases:image", kwargs={"public_id": case.public_id}),
+        "source_url": case.source_url,
+        "prediction": None,
+        "waiting_for_model": False,
+    }
+    if prediction is not None:
+        ordered = sorted(prediction.probabilities.items(), key=lambda item: -item[1])
+        state["prediction"] = {
+            "top_class": prediction.top_class,
+            "top_class_name": CLASS_NAMES.get(prediction.top_class, prediction.top_class),
+            "top_probability": prediction.top_probability,
+            "probabilities": [
+                {"code": code, "name": CLASS_NAMES.get(code, code), "probability": p}
+                for code, p in ordered
+            ],
+            "model_version": prediction.model_version.name,
+            "latency_ms": prediction.latency_ms,
+            "created_at": _iso(prediction.created_at),
+        }
+    elif case.status == CaseStatus.QUEUED:
+        state["waiting_for_model"] = model_version_get_active() is None
+    return state

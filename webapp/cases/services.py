@@ -1,0 +1,276 @@
+"""Writes for cases: creating a case from a validated image, and the job's status transitions."""
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from webapp.accounts.models import Role, User
+from webapp.cases import storage
+from webapp.cases.imaging import (
+    ImageRejected,
+    NormalizedImage,
+    format_megabytes,
+    normalize_image,
+)
+from webapp.cases.models import (
+    ALLOWED_TRANSITIONS,
+    TERMINAL_STATUSES,
+    Case,
+    CaseStatus,
+    Lesion,
+    Prediction,
+)
+from webapp.cases.url_fetch import fetch_url
+from webapp.config.celery import CLASSIFY_TASK, app
+
+logger = logging.getLogger(__name__)
+
+
+class CasePermissionDenied(PermissionError):
+    pass
+
+
+class InvalidTransition(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class CaseCreated:
+    case: Case
+    created: bool  # False when an idempotency key replayed an earlier submission
+
+
+def classify_enqueue(case_id: int) -> None:
+    # By id only: the task re-reads the row, so no ORM object or image ever travels through the broker.
+    app.send_task(CLASSIFY_TASK, args=[case_id], queue="inference")
+
+
+def _check_may_upload_for(uploaded_by: User, patient: User) -> None:
+    if patient.pk == uploaded_by.pk and uploaded_by.role == Role.PATIENT:
+        return
+    if uploaded_by.is_admin_role:
+        return
+    if (
+        uploaded_by.role == Role.CLINICIAN
+        and uploaded_by.patient_assignments.filter(patient=patient).exists()
+    ):
+        return
+    raise CasePermissionDenied("You may upload only for yourself or for patients assigned to you.")
+
+
+def case_create(
+    *,
+    uploaded_by: User,
+    patient: User,
+    image: NormalizedImage,
+    source_url: str = "",
+    original_filename: str = "",
+    idempotency_key: str = "",
+    body_site: str = "",
+) -> CaseCreated:
+    """Store the image under a generated key, create the case and enqueue its job after commit.
+
+    Either everything exists afterwards (object, rows, job) or nothing does.
+    """
+    _check_may_upload_for(uploaded_by, patient)
+    if idempotency_key:
+        existing = Case.objects.filter(
+            uploaded_by=uploaded_by, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            return CaseCreated(case=existing, created=False)
+
+    key = storage.put_bytes(storage.new_image_key(image.extension), image.content)
+    try:
+        with transaction.atomic():
+            lesion = Lesion.objects.create(patient=patient, body_site=body_site[:64])
+            case = Case.objects.create(
+                lesion=lesion,
+                uploaded_by=uploaded_by,
+                image_key=key,
+                image_content_type=image.content_type,
+                image_width=image.width,
+                image_height=image.height,
+                source_url=source_url,
+                original_filename=original_filename[:255],
+                sha256=image.sha256,
+                idempotency_key=idempotency_key,
+            )
+            transaction.on_commit(lambda: classify_enqueue(case.pk))
+    except IntegrityError:
+        storage.delete_quietly(key)
+        if idempotency_key:
+            # Two requests with one key raced; the other one won and is the answer.
+            existing = Case.objects.filter(
+                uploaded_by=uploaded_by, idempotency_key=idempotency_key
+            ).first()
+            if existing is not None:
+                return CaseCreated(case=existing, created=False)
+        raise
+    except BaseException:
+        storage.delete_quietly(key)
+        raise
+    return CaseCreated(case=case, created=True)
+
+
+def case_enqueue_waiting(*, older_than_seconds: int = 0) -> int:
+    """Enqueue every case still queued (after a model is activated, or by the reconciler)."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    ids = list(
+        Case.objects.filter(status=CaseStatus.QUEUED, created_at__lte=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    for case_id in ids:
+        classify_enqueue(case_id)
+    return len(ids)
+
+
+def case_claim_for_classification(*, case_id: int) -> Case | None:
+    """Move a queued (or redelivered running) case to running. None when it is finished or gone."""
+    now = timezone.now()
+    claimed = Case.objects.filter(
+        pk=case_id, status__in=[CaseStatus.QUEUED, CaseStatus.RUNNING]
+    ).update(status=CaseStatus.RUNNING, started_at=now, attempts=F("attempts") + 1)
+    if not claimed:
+        return None
+    return Case.objects.select_related("lesion").get(pk=case_id)
+
+
+def _transition(case: Case, new_status: str, reason: str = "") -> None:
+    if new_status not in ALLOWED_TRANSITIONS[case.status]:
+        raise InvalidTransition(f"Case {case.pk} cannot go from {case.status} to {new_status}.")
+    case.status = new_status
+    case.status_reason = reason[:500]
+    if new_status in TERMINAL_STATUSES:
+        case.finished_at = timezone.now()
+    case.save(update_fields=["status", "status_reason", "finished_at"])
+
+
+def case_record_prediction(
+    *,
+    case_id: int,
+    model_version,
+    probabilities: dict[str, float],
+    latency_ms: int,
+    result_key: str,
+) -> Prediction:
+    """Store the prediction and mark the case done, once. A duplicate job gets the existing row back."""
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(pk=case_id)
+        existing = Prediction.objects.filter(case=case).first()
+        if existing is not None:
+            return existing
+        top_class = max(probabilities, key=probabilities.get)
+        prediction = Prediction.objects.create(
+            case=case,
+            model_version=model_version,
+            probabilities=probabilities,
+            top_class=top_class,
+            top_probability=probabilities[top_class],
+            latency_ms=latency_ms,
+            result_key=result_key,
+        )
+        _transition(case, CaseStatus.DONE)
+        transaction.on_commit(lambda: case_publish(case_id=case_id))
+    return prediction
+
+
+def case_mark_finished_without_result(*, case_id: int, status: str, reason: str) -> Case | None:
+    """Fail or reject a case with a reason the user can read. No-op when it is already finished."""
+    with transaction.atomic():
+        case = Case.objects.select_for_update().filter(pk=case_id).first()
+        if case is None or case.status in TERMINAL_STATUSES:
+            return case
+        _transition(case, status, reason)
+        transaction.on_commit(lambda: case_publish(case_id=case_id))
+    return case
+
+
+def case_publish(*, case_id: int) -> None:
+    """Push the case's current state to every browser watching it. Best effort: pages also poll."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from webapp.cases.selectors import case_group_name, case_state
+
+    case = Case.objects.filter(pk=case_id).select_related("prediction__model_version").first()
+    if case is None:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            case_group_name(case), {"type": "case.update", "state": case_state(case)}
+        )
+    except Exception:
+        logger.warning("live push for case %s failed; the page will poll", case_id, exc_info=True)
+
+
+def _normalize(data: bytes) -> NormalizedImage:
+    return normalize_image(
+        data,
+        max_bytes=settings.UPLOAD_MAX_BYTES,
+        max_pixels=settings.UPLOAD_MAX_PIXELS,
+        max_side=settings.UPLOAD_MAX_SIDE,
+    )
+
+
+def case_create_from_file(
+    *,
+    uploaded_by: User,
+    patient: User,
+    upload,
+    idempotency_key: str = "",
+    body_site: str = "",
+) -> CaseCreated:
+    """Validate an uploaded file by its content (never its name or declared type) and create the case."""
+    _check_may_upload_for(uploaded_by, patient)
+    if upload.size > settings.UPLOAD_MAX_BYTES:
+        raise ImageRejected(
+            f"The file is {format_megabytes(upload.size)}; "
+            f"the limit is {format_megabytes(settings.UPLOAD_MAX_BYTES)}."
+        )
+    upload.seek(0)
+    image = _normalize(upload.read())
+    return case_create(
+        uploaded_by=uploaded_by,
+        patient=patient,
+        image=image,
+        original_filename=getattr(upload, "name", "") or "",
+        idempotency_key=idempotency_key,
+        body_site=body_site,
+    )
+
+
+def case_create_from_url(
+    *,
+    uploaded_by: User,
+    patient: User,
+    url: str,
+    idempotency_key: str = "",
+    body_site: str = "",
+) -> CaseCreated:
+    """Fetch an image URL with the SSRF guard, validate it like an upload and create the case."""
+    _check_may_upload_for(uploaded_by, patient)
+    fetched = fetch_url(
+        url,
+        max_bytes=settings.UPLOAD_MAX_BYTES,
+        timeout=settings.URL_FETCH_TIMEOUT,
+        max_redirects=settings.URL_FETCH_MAX_REDIRECTS,
+        allowed_networks=settings.URL_FETCH_ALLOWED_NETWORKS,
+    )
+    image = _normalize(fetched.content)
+    return case_create(
+        uploaded_by=uploaded_by,
+        patient=patient,
+        image=image,
+        source_url=url,
+        idempotency_key=idempotency_key,
+        body_site=body_site,
+    )

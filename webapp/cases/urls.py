@@ -1,0 +1,13 @@
+from django.urls import path
+
+from webapp.cases import views
+
+app_name = "cases"
+
+urlpatterns = [
+    path("", views.history, name="history"),
+    path("upload/", views.upload, name="upload"),
+    path("<uuid:public_id>/", views.results, name="results"),
+    path("<uuid:public_id>/state/", views.state, name="state"),
+    path("<uuid:public_id>/image/", views.image, name="image"),
+]

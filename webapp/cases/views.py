@@ -1,0 +1,93 @@
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from webapp.cases import storage
+from webapp.cases.forms import UploadForm
+from webapp.cases.imaging import ImageRejected
+from webapp.cases.selectors import (
+    case_get_for_user,
+    case_state,
+    case_visible_to,
+    patients_selectable_by,
+)
+from webapp.cases.services import (
+    CasePermissionDenied,
+    case_create_from_file,
+    case_create_from_url,
+)
+from webapp.cases.url_fetch import UrlRejected
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def upload(request):
+    form = UploadForm(
+        request.POST or None,
+        request.FILES or None,
+        user=request.user,
+        patients=patients_selectable_by(request.user),
+    )
+    if request.method == "POST" and form.is_valid():
+        common = {
+            "uploaded_by": request.user,
+            "patient": form.chosen_patient(),
+            "body_site": form.cleaned_data.get("body_site", ""),
+        }
+        try:
+            if form.cleaned_data.get("image"):
+                result = case_create_from_file(upload=form.cleaned_data["image"], **common)
+            else:
+                result = case_create_from_url(url=form.cleaned_data["image_url"], **common)
+        except (ImageRejected, UrlRejected, CasePermissionDenied) as exc:
+            form.add_error(None, str(exc))
+        except storage.StorageUnavailable as exc:
+            return render(
+                request, "cases/upload.html", {"form": form, "error": str(exc)}, status=503
+            )
+        else:
+            return redirect("cases:results", public_id=result.case.public_id)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "cases/upload.html", {"form": form}, status=status)
+
+
+@login_required
+@require_GET
+def results(request, public_id):
+    case = case_get_for_user(user=request.user, public_id=public_id)
+    return render(request, "cases/results.html", {"case": case, "state": case_state(case)})
+
+
+@login_required
+@require_GET
+def state(request, public_id):
+    case = case_get_for_user(user=request.user, public_id=public_id)
+    response = JsonResponse(case_state(case))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_GET
+def image(request, public_id):
+    """Stream the stored copy to an authorised user; never a public bucket URL."""
+    case = case_get_for_user(user=request.user, public_id=public_id)
+    try:
+        content = storage.read_bytes(case.image_key)
+    except storage.StorageUnavailable as exc:
+        return HttpResponse(str(exc), status=503, content_type="text/plain")
+    response = HttpResponse(content, content_type=case.image_content_type)
+    response["Content-Disposition"] = "inline"
+    response["Cache-Control"] = "private, max-age=300"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@login_required
+@require_GET
+def history(request):
+    cases = case_visible_to(request.user)
+    page = Paginator(cases, 25).get_page(request.GET.get("page"))
+    return render(request, "cases/history.html", {"page": page})

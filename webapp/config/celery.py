@@ -1,0 +1,12 @@
+"""The Celery application. The web process uses it only to enqueue tasks by name; `workers/` registers them."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.config.settings")
+
+app = Celery("skinsight")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+CLASSIFY_TASK = "cases.classify"

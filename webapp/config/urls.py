@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("webapp.pages.urls")),
+    path("accounts/", include("webapp.accounts.urls")),
+    path("cases/", include("webapp.cases.urls")),
+    path("api/", include("webapp.api.urls")),
+    path("admin/", admin.site.urls),
+]
