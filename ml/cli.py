@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.classes import CLASSES
+from ml.data import CLASS_WEIGHTINGS
 from ml.manifest import BundleError, read_manifest, unpack_bundle
 
 EXIT_USAGE = 2
@@ -79,6 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="epochs per phase (default: the architecture's paper setting)",
+    )
+    train.add_argument(
+        "--head-epochs",
+        type=int,
+        default=None,
+        help="epochs of phase 1 (head only for transfer models); overrides --epochs",
+    )
+    train.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=None,
+        help="epochs of phase 2 (fine-tuning the upper backbone); 0 skips it; overrides --epochs",
+    )
+    train.add_argument("--learning-rate", type=float, default=None, help="phase-1 learning rate")
+    train.add_argument(
+        "--fine-tune-learning-rate", type=float, default=None, help="phase-2 learning rate"
+    )
+    train.add_argument(
+        "--class-weighting",
+        choices=CLASS_WEIGHTINGS,
+        default="balanced",
+        help="loss weights against class imbalance: balanced (n/(k*count)), sqrt (softer), none",
     )
     train.add_argument(
         "--batch-size",
@@ -213,6 +236,11 @@ def _train(args: argparse.Namespace) -> int:
         architecture=args.architecture,
         image_size=args.image_size,
         epochs=args.epochs,
+        head_epochs=args.head_epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        learning_rate=args.learning_rate,
+        fine_tune_learning_rate=args.fine_tune_learning_rate,
+        class_weighting=args.class_weighting,
         batch_size=args.batch_size,
         seed=args.seed,
         val_fraction=args.val_fraction,

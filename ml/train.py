@@ -44,6 +44,11 @@ class TrainConfig:
     architecture: str = "basic_cnn"
     image_size: int | None = None
     epochs: int | None = None  # per phase
+    head_epochs: int | None = None  # phase 1 only; overrides `epochs`
+    fine_tune_epochs: int | None = None  # phase 2 only; overrides `epochs`
+    learning_rate: float | None = None
+    fine_tune_learning_rate: float | None = None
+    class_weighting: str = "balanced"
     batch_size: int | None = None
     seed: int = 0
     val_fraction: float = 0.15
@@ -57,6 +62,11 @@ class TrainConfig:
 
     def as_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def first_set(*values: int | None) -> int:
+    """The first value that is not None (0 epochs is a real choice: skip the phase)."""
+    return next(v for v in values if v is not None)
 
 
 def _say(progress: bool, message: str) -> None:
@@ -128,8 +138,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         raise FileExistsError(f"{bundle_dir} already holds a bundle; choose a new --out")
     image_size = config.image_size or spec.default_input_size
     batch_size = config.batch_size or spec.batch_size
-    head_epochs = config.epochs or spec.head_epochs
-    tune_epochs = config.epochs or spec.fine_tune_epochs
+    head_epochs = first_set(config.head_epochs, config.epochs, spec.head_epochs)
+    tune_epochs = first_set(config.fine_tune_epochs, config.epochs, spec.fine_tune_epochs)
+    learning_rate = config.learning_rate or spec.learning_rate
+    tune_learning_rate = config.fine_tune_learning_rate or spec.fine_tune_learning_rate
     tune_layers = config.fine_tune_layers or spec.fine_tune_layers
     use_pretrained = spec.transfer and not config.no_pretrained
 
@@ -165,7 +177,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         split.train, image_size, batch_size, training=True, cache=cache, seed=config.seed
     )
     val_ds = make_dataset(split.val, image_size, batch_size, training=False, cache=cache)
-    weights = class_weights(split.train)
+    weights = class_weights(split.train, mode=config.class_weighting)
 
     phases: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -176,7 +188,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         history = _run_phase(
             model,
             name="phase1",
-            optimizer=spec.make_optimizer(spec.learning_rate),
+            optimizer=spec.make_optimizer(learning_rate),
             train_ds=train_ds,
             val_ds=val_ds,
             epochs=head_epochs,
@@ -191,7 +203,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             history = _run_phase(
                 model,
                 name="phase2",
-                optimizer=spec.make_optimizer(spec.fine_tune_learning_rate),
+                optimizer=spec.make_optimizer(tune_learning_rate),
                 train_ds=train_ds,
                 val_ds=val_ds,
                 epochs=tune_epochs,

@@ -80,8 +80,10 @@ def test_transfer_training_without_weights_fails_before_loading_data(
 
     monkeypatch.setattr(pretrained, "_download", refuse)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    # A folder with no dataset in it: reading it would fail, so the weights error must come first.
+    (tmp_path / "unread-data").mkdir()
     config = TrainConfig(
-        tmp_path / "no-data", tmp_path / "run", "densenet169", weights_dir=tmp_path
+        tmp_path / "unread-data", tmp_path / "run", "densenet169", weights_dir=tmp_path
     )
     with pytest.raises(PretrainedWeightsUnavailable, match="--no-pretrained"):
         train(config, progress=False)
@@ -95,3 +97,18 @@ def test_uploaded_png_and_jpeg_of_same_pixels_agree(trained_run: Path) -> None:
     np.testing.assert_allclose(
         predictor.predict_bytes([png.getvalue()]), predictor.predict_arrays([pixels]), atol=1e-6
     )
+
+
+def test_class_weighting_modes_order_the_pull_on_rare_classes() -> None:
+    from ml.data import Sample, class_weights
+
+    samples = [Sample(Path(f"{i}.jpg"), 5, f"L{i}", f"I{i}") for i in range(90)]
+    samples += [Sample(Path(f"r{i}.jpg"), 3, f"R{i}", f"R{i}") for i in range(10)]
+    balanced = class_weights(samples, mode="balanced")
+    soft = class_weights(samples, mode="sqrt")
+    flat = class_weights(samples, mode="none")
+    assert balanced[3] == pytest.approx(100 / (2 * 10))
+    assert soft[3] == pytest.approx(balanced[3] ** 0.5)
+    assert balanced[3] > soft[3] > flat[3] == 1.0
+    with pytest.raises(ValueError, match="balanced, sqrt, none"):
+        class_weights(samples, mode="inverse")
