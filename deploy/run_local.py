@@ -164,6 +164,8 @@ def main() -> int:
         raise KeyboardInterrupt
 
     # SIGTERM (a service manager) and SIGHUP (the terminal closed) stop everything like Ctrl-C.
+    # SIGINT is set too: a shell that starts us in the background would otherwise leave it ignored.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     try:

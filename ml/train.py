@@ -78,6 +78,22 @@ def _labels(samples: list[Sample]) -> np.ndarray:
     return np.array([s.label_index for s in samples], dtype=np.int64)
 
 
+def augmented(model: Any, seed: int) -> Any:
+    """The model behind random flips, rotation and zoom, for training only.
+
+    Layers are shared, so training this wrapper trains ``model``; the bundle saves ``model``
+    alone, so serving never carries augmentation layers.
+    """
+    import keras
+
+    from ml.data import build_augmenter
+
+    size = model.input_shape[1:]
+    return keras.Sequential(
+        [keras.Input(shape=size), build_augmenter(seed), model], name="training"
+    )
+
+
 def _run_phase(
     model: Any,
     *,
@@ -179,6 +195,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     val_ds = make_dataset(split.val, image_size, batch_size, training=False, cache=cache)
     weights = class_weights(split.train, mode=config.class_weighting)
 
+    trainer = augmented(model, config.seed)
     phases: list[dict[str, Any]] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="skinsight-train-") as scratch:
@@ -186,7 +203,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             freeze_backbone(model)
         _say(progress, f"phase 1: {head_epochs} epoch(s)")
         history = _run_phase(
-            model,
+            trainer,
             name="phase1",
             optimizer=spec.make_optimizer(learning_rate),
             train_ds=train_ds,
@@ -201,7 +218,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             unfreeze_top_layers(model, tune_layers)
             _say(progress, f"phase 2: fine-tune top {tune_layers} layers, {tune_epochs} epoch(s)")
             history = _run_phase(
-                model,
+                trainer,
                 name="phase2",
                 optimizer=spec.make_optimizer(tune_learning_rate),
                 train_ds=train_ds,

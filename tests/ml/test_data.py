@@ -136,7 +136,7 @@ def test_class_weights_are_balanced() -> None:
 
 def test_make_dataset_yields_resized_batches(tiny_dataset: Path) -> None:
     samples = load_ham10000(tiny_dataset)[:10]
-    dataset = make_dataset(samples, 16, 4, training=True, augment=True, cache=True, seed=1)
+    dataset = make_dataset(samples, 16, 4, training=True, cache=True, seed=1)
     images, labels = next(iter(dataset))
     assert tuple(images.shape) == (4, 16, 16, 3)
     assert images.dtype.name == "float32"

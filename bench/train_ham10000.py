@@ -1,0 +1,221 @@
+"""Benchmark: train on the real HAM10000 images with a lesion-grouped split, evaluate on held-out lesions.
+
+    .venv/bin/python -m bench.train_ham10000                       # MobileNetV2, the recorded recipe
+    .venv/bin/python -m bench.train_ham10000 --architecture basic_cnn --image-size 64 --head-epochs 8
+
+Measures, in one run on this machine: the input pipeline's throughput against the same model fed from
+in-memory tensors, training time, and the test-split metrics of ml.evaluate's report. Writes the run folder
+(bundle + report), and `docs/benchmarks/train_ham10000-<architecture>.{json,md}` plus the report's plots, which
+docs/model-card.md cites. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DOCS = ROOT / "docs" / "benchmarks"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "ham10000-200x150")
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=Path(os.environ.get("PRETRAINED_WEIGHTS_DIR", SHARED / "weights")),
+    )
+    parser.add_argument("--architecture", default="mobilenet_v2")
+    parser.add_argument("--image-size", type=int, default=192)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--head-epochs", type=int, default=3)
+    parser.add_argument("--fine-tune-epochs", type=int, default=11)
+    parser.add_argument("--fine-tune-layers", type=int, default=50)
+    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--fine-tune-learning-rate", type=float, default=1e-4)
+    parser.add_argument("--class-weighting", default="sqrt")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--throughput-steps", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/bench-…)")
+    return parser.parse_args(argv)
+
+
+def measure_pipeline(args, samples_train) -> dict:
+    """Images/s of training steps fed by ml.data.make_dataset vs by one in-memory batch.
+
+    Both use the same model in its phase-1 state, where a step is cheapest and the pipeline most
+    likely to be the bottleneck. The pipeline's cache is filled first, as it is after epoch one.
+    """
+    import numpy as np
+
+    from ml.architectures import freeze_backbone, get_architecture
+    from ml.data import make_dataset
+    from ml.pretrained import resolve_weights
+    from ml.train import augmented
+
+    spec = get_architecture(args.architecture)
+    weights = resolve_weights(spec.name, args.weights_dir) if spec.transfer else None
+    model = spec.build(7, args.image_size, weights=weights)
+    if spec.transfer:
+        freeze_backbone(model)
+    # The same training step as ml.train: augmentation runs inside it.
+    model = augmented(model, args.seed)
+    model.compile(optimizer=spec.make_optimizer(1e-4), loss="sparse_categorical_crossentropy")
+    steps = args.throughput_steps
+    subset = samples_train[: args.batch_size * (steps + 2)]
+    ds = make_dataset(subset, args.image_size, args.batch_size, training=True, seed=args.seed)
+    started = time.perf_counter()
+    for _ in ds:  # fills the cache: decode + resize of every image once
+        pass
+    first_pass = time.perf_counter() - started
+
+    def timed(batches) -> float:
+        iterator = iter(batches)
+        x, y = next(iterator)
+        model.train_on_batch(x, y)  # warm-up step (tracing)
+        count, started = 0, time.perf_counter()
+        for x, y in iterator:
+            model.train_on_batch(x, y)
+            count += int(x.shape[0])
+        return count / (time.perf_counter() - started)
+
+    pipeline = timed(ds.take(steps + 1))
+    x = np.random.default_rng(0).uniform(
+        0, 255, (args.batch_size, args.image_size, args.image_size, 3)
+    )
+    x = x.astype("float32")
+    y = np.array([s.label_index for s in subset[: args.batch_size]], dtype="int32")
+    in_memory = timed([(x, y)] * (steps + 1))
+    produce_started = time.perf_counter()
+    produced = sum(int(b[0].shape[0]) for b in ds)
+    pipeline_alone = produced / (time.perf_counter() - produce_started)
+    return {
+        "images": len(subset),
+        "decode_resize_first_pass_images_per_s": round(len(subset) / first_pass, 1),
+        "pipeline_alone_images_per_s": round(pipeline_alone, 1),
+        "train_steps_from_pipeline_images_per_s": round(pipeline, 1),
+        "train_steps_from_memory_images_per_s": round(in_memory, 1),
+        "ratio": round(pipeline / in_memory, 3),
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not args.data.is_dir():
+        raise SystemExit(f"error: dataset folder not found: {args.data}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from ml.data import detect_and_load, grouped_stratified_split
+    from ml.train import TrainConfig, train
+
+    stamp = datetime.now(UTC)
+    out = args.out or ROOT / "runs" / f"bench-{args.architecture}-{stamp:%Y%m%d-%H%M%S}"
+    print(f"[bench] loading {args.data}", flush=True)
+    samples = detect_and_load(args.data)
+    split = grouped_stratified_split(samples, 0.15, 0.15, args.seed)
+    print("[bench] measuring the input pipeline against in-memory tensors…", flush=True)
+    throughput = measure_pipeline(args, split.train)
+    print(f"[bench] {json.dumps(throughput)}", flush=True)
+
+    config = TrainConfig(
+        data_dir=args.data,
+        out_dir=out,
+        architecture=args.architecture,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        head_epochs=args.head_epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_layers=args.fine_tune_layers,
+        learning_rate=args.learning_rate,
+        fine_tune_learning_rate=args.fine_tune_learning_rate,
+        class_weighting=args.class_weighting,
+        seed=args.seed,
+        weights_dir=args.weights_dir,
+    )
+    started = time.monotonic()
+    bundle = train(config, progress=True)
+    wall = time.monotonic() - started
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    training = json.loads((bundle / "training.json").read_text())
+    metrics = manifest["metrics"]
+    result = {
+        "command": "python -m bench.train_ham10000 " + " ".join(argv or sys.argv[1:]),
+        "date": stamp.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU",
+        "config": config.as_json(),
+        "split": {k: len(v) for k, v in split.parts().items()},
+        "train_wall_seconds": round(wall, 1),
+        "fit_seconds": training["seconds"],
+        "throughput": throughput,
+        "temperature": manifest.get("calibration_temperature"),
+        "metrics": metrics,
+    }
+    write_docs(result, out / "report", args.architecture)
+    print(f"[bench] done in {wall / 60:.1f} min: accuracy {metrics['accuracy']:.3f}, "
+          f"balanced accuracy {metrics['balanced_accuracy']:.3f}", flush=True)  # fmt: skip
+    return 0
+
+
+def write_docs(result: dict, report_dir: Path, architecture: str) -> None:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    name = f"train_ham10000-{architecture}"
+    (DOCS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    images = {}
+    for png in sorted(report_dir.glob("*.png")):
+        target = DOCS / f"{name}-{png.name}"
+        shutil.copyfile(png, target)
+        images[png.stem] = target.name
+    m = result["metrics"]
+    t = result["throughput"]
+    lines = [
+        f"# Benchmark: {architecture} on HAM10000 (lesion-grouped split)",
+        "",
+        f"Command: `{result['command']}`  ",
+        f"Date: {result['date']}; machine: {result['machine']}  ",
+        f"Split (images): {result['split']}; training {result['train_wall_seconds'] / 60:.1f} min wall "
+        f"({result['fit_seconds'] / 60:.1f} min in fit)",
+        "",
+        "| metric (test split) | value |",
+        "|---|---|",
+        f"| accuracy | {m['accuracy']:.3f} |",
+        f"| balanced accuracy | {m['balanced_accuracy']:.3f} |",
+        f"| macro F1 | {m['macro_f1']:.3f} |",
+        f"| macro ROC AUC | {fmt(m['roc_auc'].get('macro'))} |",
+        f"| melanoma sensitivity / specificity | {fmt(m['melanoma']['sensitivity'])} / "
+        f"{fmt(m['melanoma']['specificity'])} |",
+        f"| expected calibration error (after temperature {result['temperature']:.2f}) | {m['ece']:.3f} |",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for cls, row in m["per_class"].items():
+        lines.append(
+            f"| {cls} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
+        )
+    lines += [
+        "",
+        "Input pipeline (training steps, images/s): "
+        f"from the tf.data pipeline {t['train_steps_from_pipeline_images_per_s']}, "
+        f"from in-memory tensors {t['train_steps_from_memory_images_per_s']}, "
+        f"ratio **{t['ratio']:.2f}**; the pipeline alone produces {t['pipeline_alone_images_per_s']} images/s "
+        f"(first, uncached pass: {t['decode_resize_first_pass_images_per_s']} images/s).",
+        "",
+    ]
+    lines += [f"![{stem}]({file})" for stem, file in images.items()]
+    (DOCS / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
