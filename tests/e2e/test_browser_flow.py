@@ -53,23 +53,25 @@ def stack(tmp_path, active_tiny_model):
         stop(web)
 
 
-def test_sign_up_upload_and_see_result_live(stack, sample_photos, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-    url = stack["url"]
+def sign_up_and_upload(page, url: str, username: str, photo: Path) -> None:
     page.goto(url + "/")
     page.get_by_role("link", name="Sign up").first.click()
-    page.fill("#id_username", "maria")
-    page.fill("#id_email", "maria@example.org")
+    page.fill("#id_username", username)
+    page.fill("#id_email", f"{username}@example.org")
     page.fill("#id_password1", "lesion-photo-2026!")
     page.fill("#id_password2", "lesion-photo-2026!")
     page.get_by_role("button", name="Sign up").click()
     page.wait_for_url("**/cases/upload/")
-
-    photo = next(iter(sample_photos.values()))
     page.set_input_files("#id_image", str(photo))
     page.get_by_role("button", name="Upload and classify").click()
     page.wait_for_url("**/cases/*/")
     assert page.locator("#status").inner_text() in {"Queued", "Classifying"}
+
+
+def test_sign_up_upload_and_see_result_live(stack, sample_photos, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    url = stack["url"]
+    sign_up_and_upload(page, url, "maria", next(iter(sample_photos.values())))
     # Mark this document: if the page reloaded, the mark would be gone.
     page.evaluate("window.__noReload = true")
     page.wait_for_function("document.getElementById('connection').textContent.includes('Live')")
@@ -92,3 +94,29 @@ def test_sign_up_upload_and_see_result_live(stack, sample_photos, browser, tmp_p
     # The stored photo is served to its owner.
     image = page.request.get(url + page.locator("img.lesion-photo").get_attribute("src"))
     assert image.status == 200 and image.headers["content-type"] == "image/jpeg"
+
+
+def test_result_still_arrives_when_the_websocket_keeps_dropping(stack, sample_photos, browser):
+    page = browser.new_page()
+    drops = []
+
+    def refuse(socket_route):
+        drops.append(socket_route.url)
+        socket_route.close()
+
+    page.route_web_socket("**/ws/cases/**", refuse)
+    sign_up_and_upload(page, stack["url"], "omar", list(sample_photos.values())[1])
+    page.evaluate("window.__noReload = true")
+    page.wait_for_function(
+        "document.getElementById('connection').textContent.includes('Reconnecting')"
+    )
+
+    worker = stack["start_worker"]()
+    try:
+        page.wait_for_selector("#prediction:not([hidden])", timeout=180_000)
+    finally:
+        stop(worker)
+    assert drops, "the page never tried the socket"
+    assert page.evaluate("window.__noReload === true")
+    assert page.locator("#status").inner_text() == "Done"
+    assert page.locator("#probabilities tr").count() == 7
