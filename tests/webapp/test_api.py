@@ -80,3 +80,26 @@ def test_openapi_schema_lists_the_case_routes(client):
     schema = response.json()
     assert "/api/cases/" in schema["paths"] and "/api/cases/{public_id}/" in schema["paths"]
     assert "post" in schema["paths"]["/api/cases/"]
+
+
+def test_clinician_names_an_assigned_patient(
+    clinician, patient, other_patient, django_capture_on_commit_callbacks
+):
+    client = api_client(clinician)
+
+    def post(**extra):
+        return client.post(
+            reverse("api:case-list"),
+            {"image": SimpleUploadedFile("a.jpg", jpeg_bytes(), "image/jpeg"), **extra},
+            format="multipart",
+        )
+
+    missing = post()
+    assert missing.status_code == 400 and "Name the patient" in str(missing.json())
+    unassigned = post(patient=other_patient.username)
+    assert unassigned.status_code == 400
+    with django_capture_on_commit_callbacks(execute=True):
+        ok = post(patient=patient.username)
+    assert ok.status_code == 201
+    case = Case.objects.get()
+    assert case.lesion.patient == patient and case.uploaded_by == clinician

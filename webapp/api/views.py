@@ -5,6 +5,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
+from webapp.accounts.models import Role
 from webapp.api.serializers import CaseStateSerializer, CaseUploadSerializer
 from webapp.cases import storage
 from webapp.cases.imaging import ImageRejected
@@ -49,9 +50,17 @@ class CaseListCreateView(GenericAPIView):
         )
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        patient = data.get("patient")
+        if patient is None:
+            if request.user.role != Role.PATIENT:
+                return Response(
+                    {"patient": ["Name the patient (username) this photo belongs to."]},
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
+            patient = request.user
         common = {
             "uploaded_by": request.user,
-            "patient": data.get("patient") or request.user,
+            "patient": patient,
             "body_site": data.get("body_site", ""),
             "idempotency_key": data.get("idempotency_key")
             or request.headers.get("Idempotency-Key", "")[:128],

@@ -3,12 +3,14 @@
 import logging
 from dataclasses import dataclass
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from webapp.accounts.models import Role, User
+from webapp.accounts.models import User
 from webapp.cases import storage
 from webapp.cases.imaging import (
     ImageRejected,
@@ -24,6 +26,7 @@ from webapp.cases.models import (
     Lesion,
     Prediction,
 )
+from webapp.cases.selectors import case_group_name, case_state, patients_selectable_by
 from webapp.cases.url_fetch import fetch_url
 from webapp.config.celery import CLASSIFY_TASK, app
 
@@ -50,16 +53,11 @@ def classify_enqueue(case_id: int) -> None:
 
 
 def _check_may_upload_for(uploaded_by: User, patient: User) -> None:
-    if patient.pk == uploaded_by.pk and uploaded_by.role == Role.PATIENT:
-        return
-    if uploaded_by.is_admin_role:
-        return
-    if (
-        uploaded_by.role == Role.CLINICIAN
-        and uploaded_by.patient_assignments.filter(patient=patient).exists()
-    ):
-        return
-    raise CasePermissionDenied("You may upload only for yourself or for patients assigned to you.")
+    # One rule for forms, the API and this service: the patients the upload form offers.
+    if not patients_selectable_by(uploaded_by).filter(pk=patient.pk).exists():
+        raise CasePermissionDenied(
+            "You may upload only for yourself or for patients assigned to you."
+        )
 
 
 def case_create(
@@ -193,11 +191,6 @@ def case_mark_finished_without_result(*, case_id: int, status: str, reason: str)
 
 def case_publish(*, case_id: int) -> None:
     """Push the case's current state to every browser watching it. Best effort: pages also poll."""
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    from webapp.cases.selectors import case_group_name, case_state
-
     case = Case.objects.filter(pk=case_id).select_related("prediction__model_version").first()
     if case is None:
         return
