@@ -158,6 +158,9 @@ class ArchitectureSpec:
     fine_tune_learning_rate: float
     fine_tune_layers: int
     normalisation: str
+    # Run a learning-rate range test before phase 1 unless the user says otherwise; the paper
+    # did so for its DenseNet169 transfer model.
+    find_learning_rate: bool = False
 
     def build(self, num_classes: int, input_size: int, **kwargs: Any) -> keras.Model:
         if not self.transfer:
@@ -218,6 +221,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
             fine_tune_learning_rate=1e-5,
             fine_tune_layers=60,
             normalisation="ImageNet mean/std on 0..255 input (Normalization layer in the model)",
+            find_learning_rate=True,
         ),
     )
 }

@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--learning-rate", type=float, default=None, help="phase-1 learning rate")
     train.add_argument(
+        "--find-lr",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run a learning-rate range test before phase 1 and train with its suggestion "
+        "(curve in OUT/report/lr_range.png); an explicit --learning-rate still wins "
+        "(default: on for densenet169 unless --learning-rate is given, off otherwise)",
+    )
+    train.add_argument(
         "--fine-tune-learning-rate", type=float, default=None, help="phase-2 learning rate"
     )
     train.add_argument(
@@ -250,6 +258,7 @@ def _train(args: argparse.Namespace) -> int:
         fine_tune_layers=args.fine_tune_layers,
         limit=args.limit_per_class,
         cache=not args.no_cache,
+        find_lr=args.find_lr,
     )
     bundle = train(config, progress=not args.quiet)
     print(bundle)

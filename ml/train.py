@@ -1,11 +1,13 @@
 """Train one architecture end to end and write a model bundle plus an evaluation report.
 
-Steps: load data -> lesion-grouped stratified split -> build model -> phase 1 (whole basic
-CNN, or the head of a transfer model on a frozen backbone) -> phase 2 fine-tuning of the top
-backbone layers (transfer models) -> best validation weights restored after each phase ->
-temperature fitted on validation -> metrics and report on the test split -> bundle.
+Steps: load data -> lesion-grouped stratified split -> build model -> optional learning-rate
+range test for phase 1 -> phase 1 (whole basic CNN, or the head of a transfer model on a frozen
+backbone) -> phase 2 fine-tuning of the top backbone layers (transfer models) -> best validation
+weights restored after each phase -> temperature fitted on validation -> metrics and report on
+the test split -> bundle.
 
-Output layout under ``out_dir``: ``bundle/`` (the model bundle) and ``report/``.
+Output layout under ``out_dir``: ``bundle/`` (the model bundle) and ``report/`` (with
+``lr_range.png`` when the range test ran).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from ml.data import (
 
 BUNDLE_SUBDIR = "bundle"
 REPORT_SUBDIR = "report"
+LR_RANGE_PLOT = "lr_range.png"
+# Batches the range test trains on; a module constant so tests can shorten it.
+LR_FINDER_STEPS = 100
 
 
 @dataclass
@@ -59,6 +64,9 @@ class TrainConfig:
     limit: int | None = None  # max images per class, for quick runs
     cache: bool | str = True
     parent: str | None = None
+    # Learning-rate range test before phase 1; None: the architecture's default, skipped when
+    # `learning_rate` is given because its suggestion would not be used.
+    find_lr: bool | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -159,6 +167,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     learning_rate = config.learning_rate or spec.learning_rate
     tune_learning_rate = config.fine_tune_learning_rate or spec.fine_tune_learning_rate
     tune_layers = config.fine_tune_layers or spec.fine_tune_layers
+    find_lr = (
+        config.find_lr
+        if config.find_lr is not None
+        else spec.find_learning_rate and config.learning_rate is None
+    )
     use_pretrained = spec.transfer and not config.no_pretrained
 
     # Cheap checks first: a wrong folder or a missing weights file should fail before minutes of
@@ -197,11 +210,18 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
 
     trainer = augmented(model, config.seed)
     phases: list[dict[str, Any]] = []
+    lr_range: dict[str, Any] | None = None
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="skinsight-train-") as scratch:
         if spec.transfer:
             freeze_backbone(model)
-        _say(progress, f"phase 1: {head_epochs} epoch(s)")
+        if find_lr:
+            lr_range = _find_phase1_learning_rate(
+                trainer, spec, train_ds, weights, out_dir / REPORT_SUBDIR, progress
+            )
+            if config.learning_rate is None:
+                learning_rate = lr_range["suggested"]
+        _say(progress, f"phase 1: {head_epochs} epoch(s), learning rate {learning_rate:.3g}")
         history = _run_phase(
             trainer,
             name="phase1",
@@ -213,7 +233,13 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             progress=progress,
             scratch=Path(scratch),
         )
-        phases.append({"name": "head" if spec.transfer else "full", "history": history})
+        phases.append(
+            {
+                "name": "head" if spec.transfer else "full",
+                "learning_rate": learning_rate,
+                "history": history,
+            }
+        )
         if spec.transfer and tune_epochs > 0:
             unfreeze_top_layers(model, tune_layers)
             _say(progress, f"phase 2: fine-tune top {tune_layers} layers, {tune_epochs} epoch(s)")
@@ -228,7 +254,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 progress=progress,
                 scratch=Path(scratch),
             )
-            phases.append({"name": "fine_tune", "history": history})
+            phases.append(
+                {"name": "fine_tune", "learning_rate": tune_learning_rate, "history": history}
+            )
     seconds = time.monotonic() - started
 
     val_probs = _predict(model, val_ds)
@@ -251,6 +279,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         "phases": phases,
         "seconds": round(seconds, 1),
     }
+    if lr_range is not None:
+        training["lr_range"] = lr_range
     bundle = save_bundle(
         model,
         bundle_dir,
@@ -279,6 +309,38 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     )
     _say(progress, f"bundle written to {bundle}")
     return bundle
+
+
+def _find_phase1_learning_rate(
+    trainer: Any,
+    spec: Any,
+    train_ds: Any,
+    weights: dict[int, float],
+    report_dir: Path,
+    progress: bool,
+) -> dict[str, Any]:
+    """Range-test phase 1 as it will run (same wrapper, optimizer kind, data, class weights).
+
+    The plot goes into the report folder now; the report written after training adds its own
+    files next to it and leaves this one alone.
+    """
+    from ml.lr_finder import find_learning_rate, plot_lr_range
+
+    _say(progress, f"learning-rate range test: up to {LR_FINDER_STEPS} batches")
+    result = find_learning_rate(
+        trainer,
+        train_ds,
+        optimizer_factory=spec.make_optimizer,
+        steps=LR_FINDER_STEPS,
+        class_weight=weights,
+    )
+    plot = plot_lr_range(result, report_dir / LR_RANGE_PLOT)
+    _say(
+        progress,
+        f"learning-rate range test: suggested {result.suggested:.3g} "
+        f"({len(result.learning_rates)} batches; curve in {plot})",
+    )
+    return result.as_json()
 
 
 def _merge_histories(phases: list[dict[str, Any]]) -> dict[str, list[float]]:
