@@ -46,6 +46,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--throughput-steps", type=int, default=15)
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/bench-…)")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        help="only rewrite the Markdown page from a results JSON this benchmark wrote",
+    )
     return parser.parse_args(argv)
 
 
@@ -110,6 +116,10 @@ def measure_pipeline(args, samples_train) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.render:
+        result = json.loads(args.render.read_text())
+        (DOCS / f"{args.render.stem}.md").write_text(render_markdown(result, args.render.stem))
+        return 0
     if not args.data.is_dir():
         raise SystemExit(f"error: dataset folder not found: {args.data}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -168,18 +178,25 @@ def write_docs(result: dict, report_dir: Path, architecture: str) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
     name = f"train_ham10000-{architecture}"
     (DOCS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    images = {}
     for png in sorted(report_dir.glob("*.png")):
-        target = DOCS / f"{name}-{png.name}"
-        shutil.copyfile(png, target)
-        images[png.stem] = target.name
+        shutil.copyfile(png, DOCS / f"{name}-{png.name}")
+    (DOCS / f"{name}.md").write_text(render_markdown(result, name))
+
+
+def render_markdown(result: dict, name: str) -> str:
+    c = result["config"]
+    images = sorted(p.name for p in DOCS.glob(f"{name}-*.png"))
     m = result["metrics"]
     t = result["throughput"]
     lines = [
-        f"# Benchmark: {architecture} on HAM10000 (lesion-grouped split)",
+        f"# Benchmark: {c['architecture']} on HAM10000 (lesion-grouped split)",
         "",
         f"Command: `{result['command']}`  ",
         f"Date: {result['date']}; machine: {result['machine']}  ",
+        f"Recipe: {c['architecture']} at {c['image_size']} px, batch {c['batch_size']}, "
+        f"{c['head_epochs']} head epoch(s) at lr {c['learning_rate'] or 'default'}, "
+        f"{c['fine_tune_epochs']} fine-tune epoch(s) of the top {c['fine_tune_layers']} layers at lr "
+        f"{c['fine_tune_learning_rate']}, class weighting {c['class_weighting']}, seed {c['seed']}  ",
         f"Split (images): {result['split']}; training {result['train_wall_seconds'] / 60:.1f} min wall "
         f"({result['fit_seconds'] / 60:.1f} min in fit)",
         "",
@@ -209,8 +226,8 @@ def write_docs(result: dict, report_dir: Path, architecture: str) -> None:
         f"(first, uncached pass: {t['decode_resize_first_pass_images_per_s']} images/s).",
         "",
     ]
-    lines += [f"![{stem}]({file})" for stem, file in images.items()]
-    (DOCS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    lines += [f"![{file.removeprefix(name + '-').removesuffix('.png')}]({file})" for file in images]
+    return "\n".join(lines) + "\n"
 
 
 def fmt(value) -> str:
