@@ -67,13 +67,12 @@ def get_predictor(version: ModelVersion):
         predictor = _loaded.get(version.pk)
         if predictor is not None:
             return predictor
-        from ml.manifest import BundleError as _BundleError
+        bundle_dir = _download_verified(version)
         from ml.predict import Predictor  # TensorFlow is imported here, in the child process
 
-        bundle_dir = _download_verified(version)
         try:
             predictor = Predictor.from_bundle(bundle_dir)
-        except _BundleError as exc:
+        except BundleError as exc:
             raise ModelUnavailable(f"bundle {version.name} refused: {exc}") from exc
         predictor.warm_up()
         _loaded.clear()

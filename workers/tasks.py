@@ -10,7 +10,7 @@ from webapp.cases.models import CaseStatus
 from webapp.cases.services import case_mark_finished_without_result
 from webapp.cases.storage import StorageUnavailable
 from webapp.config.celery import CLASSIFY_TASK, app
-from workers.inference import classify_case
+from workers.inference import WAITING_FOR_MODEL, classify_case
 from workers.model_cache import ModelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,11 @@ def classify(self, case_id: int) -> str:
     try:
         return classify_case(case_id=case_id)
     except (*TRANSIENT, SoftTimeLimitExceeded) as exc:
+        if self.request.retries >= self.max_retries and isinstance(exc, ModelUnavailable):
+            # The model, not the photo, is at fault: the case stays queued, never run by another
+            # model; activating a good bundle or `manage.py requeue_waiting` hands it out again.
+            logger.error("case %s waits: the active model is unusable: %s", case_id, exc)
+            return WAITING_FOR_MODEL
         if self.request.retries >= self.max_retries:
             logger.error("case %s failed after %s retries: %s", case_id, self.request.retries, exc)
             case_mark_finished_without_result(
