@@ -1,7 +1,7 @@
 """The results page's WebSocket, through the real Redis channel layer."""
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
@@ -18,6 +18,17 @@ def communicator(case, user) -> WebsocketCommunicator:
     return comm
 
 
+@pytest.fixture(autouse=True)
+def close_executor_connections():
+    """Consumers query the database from asgiref's shared executor thread; close that thread's
+    connection after each test so the test database can be dropped at the end of the session."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
 @pytest.fixture
 def live_case(make_case, patient):
     return make_case(patient)
@@ -30,7 +41,8 @@ async def test_owner_gets_current_state_then_pushed_updates(live_case, patient):
     first = await comm.receive_json_from(timeout=5)
     assert first["id"] == str(live_case.public_id) and first["status"] == "queued"
 
-    await sync_to_async(case_publish)(case_id=live_case.pk)
+    # database_sync_to_async closes its connection after the call, as the worker does per job.
+    await database_sync_to_async(case_publish)(case_id=live_case.pk)
     pushed = await comm.receive_json_from(timeout=5)
     assert pushed["id"] == str(live_case.public_id)
     await comm.disconnect()
