@@ -32,12 +32,12 @@ def classify(self, case_id: int) -> str:
     try:
         return classify_case(case_id=case_id)
     except (*TRANSIENT, SoftTimeLimitExceeded) as exc:
-        if self.request.retries >= self.max_retries and isinstance(exc, ModelUnavailable):
-            # The model, not the photo, is at fault: the case stays queued, never run by another
-            # model; activating a good bundle or `manage.py requeue_waiting` hands it out again.
-            logger.error("case %s waits: the active model is unusable: %s", case_id, exc)
-            return WAITING_FOR_MODEL
         if self.request.retries >= self.max_retries:
+            if isinstance(exc, ModelUnavailable):
+                # The model, not the photo, is at fault: the case stays queued, never run by
+                # another model; a good bundle's activation or `requeue_waiting` hands it out again.
+                logger.error("case %s waits: the active model is unusable: %s", case_id, exc)
+                return WAITING_FOR_MODEL
             logger.error("case %s failed after %s retries: %s", case_id, self.request.retries, exc)
             case_mark_finished_without_result(
                 case_id=case_id,

@@ -46,6 +46,13 @@ def _sgd(rate: float) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(learning_rate=rate)
 
 
+def assert_weights_unchanged(before: list[np.ndarray], model: keras.Model) -> None:
+    after = model.get_weights()
+    assert len(after) == len(before)
+    for old, new in zip(before, after, strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
 def test_range_test_grows_the_rate_and_restores_weights() -> None:
     model = _small_model()
     before = model.get_weights()
@@ -66,10 +73,7 @@ def test_range_test_grows_the_rate_and_restores_weights() -> None:
     np.testing.assert_allclose(rates, np.geomspace(1e-4, 1.0, 30)[: len(rates)])
     assert all(math.isfinite(loss) for loss in result.losses)
     assert 1e-4 <= result.suggested <= 1.0
-    after = model.get_weights()
-    assert len(after) == len(before)
-    for old, new in zip(before, after, strict=True):
-        np.testing.assert_array_equal(old, new)
+    assert_weights_unchanged(before, model)
 
 
 def test_range_test_stops_when_the_loss_diverges() -> None:
@@ -87,8 +91,7 @@ def test_range_test_stops_when_the_loss_diverges() -> None:
     assert 0 < len(result.learning_rates) < 60
     assert all(math.isfinite(loss) for loss in result.losses)
     assert 1e-3 <= result.suggested <= 1e6
-    for old, new in zip(before, model.get_weights(), strict=True):
-        np.testing.assert_array_equal(old, new)
+    assert_weights_unchanged(before, model)
 
 
 def test_range_test_rejects_an_empty_dataset_and_bad_ranges() -> None:

@@ -33,12 +33,15 @@ def test_upload_with_idempotency_key_twice_is_one_case(
 
 
 def test_upload_response_describes_the_queued_case(patient, django_capture_on_commit_callbacks):
+    client = api_client(patient)
     with django_capture_on_commit_callbacks(execute=True):
-        response = api_client(patient).post(
+        response = client.post(
             reverse("api:case-list"),
             {"image": SimpleUploadedFile("a.jpg", jpeg_bytes(), "image/jpeg")},
             format="multipart",
         )
+    listed = client.get(reverse("api:case-list")).json()["results"]
+    assert [row["waiting_for_model"] for row in listed] == [True]
     body = response.json()
     assert response.status_code == 201
     assert body["status"] == "queued"

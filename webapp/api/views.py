@@ -17,6 +17,7 @@ from webapp.cases.selectors import (
 )
 from webapp.cases.services import CasePermissionDenied, case_create_from_file, case_create_from_url
 from webapp.cases.url_fetch import UrlRejected
+from webapp.modelops.selectors import model_version_get_active
 
 
 class CaseListCreateView(GenericAPIView):
@@ -35,7 +36,10 @@ class CaseListCreateView(GenericAPIView):
     @extend_schema(responses=CaseStateSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([case_state(case) for case in page])
+        model_active = model_version_get_active() is not None
+        return self.get_paginated_response(
+            [case_state(case, model_active=model_active) for case in page]
+        )
 
     @extend_schema(
         request={

@@ -50,8 +50,11 @@ def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def case_state(case: Case) -> dict:
-    """The one representation of a case's job state: JSON view, REST API and live push all send this."""
+def case_state(case: Case, *, model_active: bool | None = None) -> dict:
+    """The one representation of a case's job state: JSON view, REST API and live push all send this.
+
+    `model_active` lets a list look the active model up once instead of once per queued case.
+    """
     from webapp.modelops.selectors import model_version_get_active
 
     prediction = getattr(case, "prediction", None)
@@ -83,5 +86,7 @@ def case_state(case: Case) -> dict:
             "created_at": _iso(prediction.created_at),
         }
     elif case.status == CaseStatus.QUEUED:
-        state["waiting_for_model"] = model_version_get_active() is None
+        if model_active is None:
+            model_active = model_version_get_active() is not None
+        state["waiting_for_model"] = not model_active
     return state

@@ -6,7 +6,7 @@ import uuid
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import default_storage, storages
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +45,7 @@ def put_json(key: str, payload: dict) -> str:
     """Overwrites: results are keyed by case and model version, so a retry writes the same object."""
     data = json.dumps(payload, indent=2, sort_keys=True).encode()
     try:
-        if default_storage.exists(key):
-            default_storage.delete(key)
-        default_storage.save(key, ContentFile(data))
+        storages["results"].save(key, ContentFile(data))
     except STORAGE_ERRORS as exc:
         raise StorageUnavailable("The result store is unavailable.") from exc
     return key
