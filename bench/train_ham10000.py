@@ -37,12 +37,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--architecture", default="mobilenet_v2")
     parser.add_argument("--image-size", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--head-epochs", type=int, default=3)
-    parser.add_argument("--fine-tune-epochs", type=int, default=11)
-    parser.add_argument("--fine-tune-layers", type=int, default=50)
+    parser.add_argument("--head-epochs", type=int, default=2)
+    parser.add_argument("--fine-tune-epochs", type=int, default=20)
+    parser.add_argument("--fine-tune-layers", type=int, default=100)
     parser.add_argument("--learning-rate", type=float, default=None)
-    parser.add_argument("--fine-tune-learning-rate", type=float, default=1e-4)
+    parser.add_argument("--fine-tune-learning-rate", type=float, default=2e-4)
     parser.add_argument("--class-weighting", default="sqrt")
+    parser.add_argument("--schedule", default="cosine")
+    parser.add_argument("--max-minutes", type=float, default=57.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--throughput-steps", type=int, default=15)
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/bench-…)")
@@ -149,6 +151,8 @@ def main(argv=None) -> int:
         class_weighting=args.class_weighting,
         seed=args.seed,
         weights_dir=args.weights_dir,
+        schedule=args.schedule,
+        max_minutes=args.max_minutes,
     )
     started = time.monotonic()
     bundle = train(config, progress=True)
@@ -196,7 +200,8 @@ def render_markdown(result: dict, name: str) -> str:
         f"Recipe: {c['architecture']} at {c['image_size']} px, batch {c['batch_size']}, "
         f"{c['head_epochs']} head epoch(s) at lr {c['learning_rate'] or 'default'}, "
         f"{c['fine_tune_epochs']} fine-tune epoch(s) of the top {c['fine_tune_layers']} layers at lr "
-        f"{c['fine_tune_learning_rate']}, class weighting {c['class_weighting']}, seed {c['seed']}  ",
+        f"{c['fine_tune_learning_rate']}, {c.get('schedule', 'plateau')} schedule, "
+        f"class weighting {c['class_weighting']}, seed {c['seed']}  ",
         f"Split (images): {result['split']}; training {result['train_wall_seconds'] / 60:.1f} min wall "
         f"({result['fit_seconds'] / 60:.1f} min in fit)",
         "",

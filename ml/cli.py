@@ -21,6 +21,7 @@ from typing import Any
 from ml.classes import CLASSES
 from ml.data import CLASS_WEIGHTINGS
 from ml.manifest import BundleError, read_manifest, unpack_bundle
+from ml.schedules import SCHEDULES
 
 EXIT_USAGE = 2
 ARCHITECTURE_NAMES = ("basic_cnn", "mobilenet_v2", "densenet169")
@@ -106,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--fine-tune-learning-rate", type=float, default=None, help="phase-2 learning rate"
     )
     train.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="plateau",
+        help="learning-rate schedule per phase: plateau (constant, halved when validation loss "
+        "stalls for 3 epochs; the paper's) or cosine (one-epoch warm-up, then cosine decay "
+        "to 1%% of the rate) (default: plateau)",
+    )
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="wall-clock cap on training: no epoch is started that would end past it, and "
+        "fine-tuning is skipped once it is reached (default: no cap)",
+    )
+    train.add_argument(
         "--class-weighting",
         choices=CLASS_WEIGHTINGS,
         default="balanced",
@@ -189,9 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     importer = commands.add_parser(
         "import",
-        help="turn a Keras model (JSON + H5 weights, .keras or .h5) into a bundle",
+        help="turn a Keras model (JSON + H5 weights, .keras or .h5; Keras 2 or 3) into a bundle",
         description="Import the paper's deployment files (--json with --weights) or a single "
-        "model file (--model) into a new bundle. The model must output 7 classes in the "
+        "model file (--model) into a new bundle. Files written by Keras 2 (tf.keras, as the "
+        "paper's app saved them) or Keras 3 are accepted; Lambda layers are refused because "
+        "loading them would run code from the file. The model must output 7 classes in the "
         f"order {', '.join(CLASSES)}.",
     )
     importer.add_argument("--json", type=Path, default=None, help="Keras model JSON file")
@@ -203,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("0-255", "0-1", "-1-1"),
         default="0-255",
         help="pixel range the model was trained on; 0-1 and -1-1 add a "
-        "rescaling layer so the bundle takes 0..255 (default: 0-255)",
+        "rescaling layer so the bundle takes 0..255; write --input-scale=-1-1 with '=' "
+        "(default: 0-255)",
     )
     importer.add_argument("--out", required=True, type=Path, help="new bundle folder")
 
@@ -259,6 +278,8 @@ def _train(args: argparse.Namespace) -> int:
         limit=args.limit_per_class,
         cache=not args.no_cache,
         find_lr=args.find_lr,
+        schedule=args.schedule,
+        max_minutes=args.max_minutes,
     )
     bundle = train(config, progress=not args.quiet)
     print(bundle)

@@ -6,8 +6,9 @@ backbone) -> phase 2 fine-tuning of the top backbone layers (transfer models) ->
 weights restored after each phase -> temperature fitted on validation -> metrics and report on
 the test split -> bundle.
 
-Output layout under ``out_dir``: ``bundle/`` (the model bundle) and ``report/`` (with
-``lr_range.png`` when the range test ran).
+Output layout under ``out_dir``: ``bundle/`` (the model bundle) and ``report/`` (the evaluation
+report, ``predictions.npz`` with the raw validation and test outputs, and ``lr_range.png`` when
+the range test ran).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ml.data import (
 BUNDLE_SUBDIR = "bundle"
 REPORT_SUBDIR = "report"
 LR_RANGE_PLOT = "lr_range.png"
+PREDICTIONS_FILE = "predictions.npz"
 # Batches the range test trains on; a module constant so tests can shorten it.
 LR_FINDER_STEPS = 100
 
@@ -67,6 +69,11 @@ class TrainConfig:
     # Learning-rate range test before phase 1; None: the architecture's default, skipped when
     # `learning_rate` is given because its suggestion would not be used.
     find_lr: bool | None = None
+    # "plateau" (the paper's ReduceLROnPlateau) or "cosine" (warm-up, then cosine decay).
+    schedule: str = "plateau"
+    # Wall-clock cap on the training phases: an epoch that would end past it is not started,
+    # and phase 2 is skipped once the cap is reached. None: no cap.
+    max_minutes: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -102,29 +109,54 @@ def augmented(model: Any, seed: int) -> Any:
     )
 
 
+def _steps_per_epoch(dataset: Any) -> int:
+    cardinality = int(dataset.cardinality())
+    return max(cardinality, 1)
+
+
 def _run_phase(
     model: Any,
     *,
     name: str,
-    optimizer: Any,
+    make_optimizer: Any,
+    learning_rate: float,
+    schedule: str,
     train_ds: Any,
     val_ds: Any,
     epochs: int,
     weights: dict[int, float],
     progress: bool,
     scratch: Path,
-) -> dict[str, list[float]]:
-    """Fit for ``epochs`` and restore the weights of the epoch with the lowest val loss."""
+    deadline: float | None,
+) -> tuple[dict[str, list[float]], bool]:
+    """Fit for ``epochs`` and restore the weights of the epoch with the lowest val loss.
+
+    Returns the history and whether the time budget cut the phase short.
+    """
     import keras
 
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    from ml.schedules import time_budget_callback, warmup_cosine
+
     checkpoint = scratch / f"best-{name}.weights.h5"
-    callbacks = [
+    callbacks: list[Any] = [
         keras.callbacks.ModelCheckpoint(
             checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True
-        ),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-7),
+        )
     ]
+    if schedule == "cosine":
+        steps = _steps_per_epoch(train_ds)
+        optimizer = make_optimizer(warmup_cosine(learning_rate, steps * epochs, steps))
+    else:
+        optimizer = make_optimizer(learning_rate)
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=3, min_lr=1e-7
+            )
+        )
+    budget = time_budget_callback(deadline) if deadline is not None else None
+    if budget is not None:
+        callbacks.append(budget)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(
         train_ds,
         validation_data=val_ds,
@@ -137,7 +169,8 @@ def _run_phase(
     )
     if checkpoint.exists():
         model.load_weights(checkpoint)
-    return {key: [float(v) for v in values] for key, values in history.history.items()}
+    stopped = bool(budget is not None and budget.stopped)
+    return {key: [float(v) for v in values] for key, values in history.history.items()}, stopped
 
 
 def _predict(model: Any, dataset: Any) -> np.ndarray:
@@ -154,6 +187,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     from ml.preprocess import preprocessing_description
     from ml.pretrained import WEIGHT_FILES, resolve_weights
     from ml.reports import write_evaluation_report
+    from ml.schedules import check_schedule
 
     spec = get_architecture(config.architecture)
     out_dir = Path(config.out_dir)
@@ -173,6 +207,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         else spec.find_learning_rate and config.learning_rate is None
     )
     use_pretrained = spec.transfer and not config.no_pretrained
+    check_schedule(config.schedule)
+    if config.max_minutes is not None and config.max_minutes <= 0:
+        raise ValueError(f"max_minutes must be positive, not {config.max_minutes}")
 
     # Cheap checks first: a wrong folder or a missing weights file should fail before minutes of
     # data loading.
@@ -212,6 +249,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     phases: list[dict[str, Any]] = []
     lr_range: dict[str, Any] | None = None
     started = time.monotonic()
+    deadline = started + 60 * config.max_minutes if config.max_minutes else None
+    stopped_by_budget = False
     with tempfile.TemporaryDirectory(prefix="skinsight-train-") as scratch:
         if spec.transfer:
             freeze_backbone(model)
@@ -222,16 +261,19 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             if config.learning_rate is None:
                 learning_rate = lr_range["suggested"]
         _say(progress, f"phase 1: {head_epochs} epoch(s), learning rate {learning_rate:.3g}")
-        history = _run_phase(
+        history, stopped_by_budget = _run_phase(
             trainer,
             name="phase1",
-            optimizer=spec.make_optimizer(learning_rate),
+            make_optimizer=spec.make_optimizer,
+            learning_rate=learning_rate,
+            schedule=config.schedule,
             train_ds=train_ds,
             val_ds=val_ds,
             epochs=head_epochs,
             weights=weights,
             progress=progress,
             scratch=Path(scratch),
+            deadline=deadline,
         )
         phases.append(
             {
@@ -240,20 +282,27 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 "history": history,
             }
         )
-        if spec.transfer and tune_epochs > 0:
+        if stopped_by_budget:
+            _say(progress, f"time budget of {config.max_minutes:g} min reached in phase 1")
+        if spec.transfer and tune_epochs > 0 and not stopped_by_budget:
             unfreeze_top_layers(model, tune_layers)
             _say(progress, f"phase 2: fine-tune top {tune_layers} layers, {tune_epochs} epoch(s)")
-            history = _run_phase(
+            history, stopped_by_budget = _run_phase(
                 trainer,
                 name="phase2",
-                optimizer=spec.make_optimizer(tune_learning_rate),
+                make_optimizer=spec.make_optimizer,
+                learning_rate=tune_learning_rate,
+                schedule=config.schedule,
                 train_ds=train_ds,
                 val_ds=val_ds,
                 epochs=tune_epochs,
                 weights=weights,
                 progress=progress,
                 scratch=Path(scratch),
+                deadline=deadline,
             )
+            if stopped_by_budget:
+                _say(progress, f"time budget of {config.max_minutes:g} min reached in phase 2")
             phases.append(
                 {"name": "fine_tune", "learning_rate": tune_learning_rate, "history": history}
             )
@@ -268,6 +317,19 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     probs = apply_temperature(log_probabilities(raw_probs), temperature)
     y_true = _labels(evaluation)
     metrics = classification_metrics(y_true, probs, CLASSES)
+    # Raw outputs of both held-out splits, so decision rules can be studied without retraining.
+    report_dir = out_dir / REPORT_SUBDIR
+    report_dir.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        report_dir / PREDICTIONS_FILE,
+        class_names=np.array(CLASSES),
+        val_labels=_labels(split.val),
+        val_probs=val_probs,
+        eval_split=np.array(evaluation_name),
+        eval_labels=y_true,
+        eval_probs=raw_probs,
+        temperature=np.array(temperature),
+    )
     metrics["evaluated_on"] = evaluation_name
 
     merged = _merge_histories(phases)
@@ -278,6 +340,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         "class_weights": {CLASSES[k]: v for k, v in weights.items()},
         "phases": phases,
         "seconds": round(seconds, 1),
+        "stopped_by_time_budget": stopped_by_budget,
     }
     if lr_range is not None:
         training["lr_range"] = lr_range

@@ -15,7 +15,7 @@ from ml.pretrained import PretrainedWeightsUnavailable
 from ml.train import REPORT_SUBDIR, TrainConfig, train
 
 
-def test_train_writes_a_complete_bundle(trained_run: Path) -> None:
+def test_train_writes_a_complete_bundle(trained_run: Path, tiny_dataset: Path) -> None:
     manifest = read_manifest(trained_run)
     assert manifest["architecture"] == "basic_cnn"
     assert manifest["input_size"] == 32
@@ -30,6 +30,11 @@ def test_train_writes_a_complete_bundle(trained_run: Path) -> None:
     report = trained_run.parent / REPORT_SUBDIR
     assert (report / "summary.md").is_file()
     assert (report / "metrics.json").is_file()
+    predictions = np.load(report / "predictions.npz")
+    assert predictions["val_probs"].shape == (len(split["val"]), 7)
+    assert predictions["eval_probs"].shape == (len(split["test"]), 7)
+    label_of = {s.image_id: s.label_index for s in load_ham10000(tiny_dataset)}
+    assert predictions["eval_labels"].tolist() == [label_of[i] for i in split["test"]]
 
 
 def test_predictor_rows_sum_to_one(trained_run: Path, tiny_dataset: Path) -> None:
