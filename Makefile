@@ -6,10 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test install lint format clean-var
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[ml,local,dev]'
+	# Keras 2 (tf_keras) is used only by tests, to write model files the way the paper's app did.
+	# Its wheel requires the `tensorflow` distribution, which would add a second TensorFlow next
+	# to tensorflow-cpu; the module it imports is already installed, so it goes in without deps.
+	$(PY) -m pip install --quiet --no-deps tf-keras==2.21.0
 	@touch $(STAMP)
 
 install: $(STAMP)

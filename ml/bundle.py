@@ -20,6 +20,7 @@ from typing import Any
 import keras
 
 from ml.classes import CLASSES
+from ml.legacy_keras import is_legacy_config, legacy_h5_config, load_legacy_h5, load_legacy_pair
 from ml.manifest import BundleError, manifest_sha256, read_manifest, unpack_bundle, write_manifest
 from ml.preprocess import preprocessing_description
 
@@ -171,6 +172,9 @@ def _read_source_model(
             raise BundleError("give either --model or --json with --weights, not both")
         if not model_path.is_file():
             raise BundleError(f"model file not found: {model_path}")
+        legacy = legacy_h5_config(model_path) if model_path.suffix.lower() == ".h5" else None
+        if legacy is not None:
+            return load_legacy_h5(model_path, legacy)
         try:
             return keras.saving.load_model(model_path, safe_mode=True, compile=False)
         except Exception as exc:
@@ -180,8 +184,16 @@ def _read_source_model(
     for required in (json_path, weights_path):
         if not required.is_file():
             raise BundleError(f"file not found: {required}")
+    text = json_path.read_text(encoding="utf-8")
     try:
-        model = keras.models.model_from_json(json_path.read_text(encoding="utf-8"))
+        config = json.loads(text)
+    except ValueError as exc:
+        raise BundleError(f"{json_path} is not JSON: {exc}") from exc
+    if is_legacy_config(config):
+        # The paper's deployment files: written by Keras 2, read through the legacy loader.
+        return load_legacy_pair(text, weights_path)
+    try:
+        model = keras.models.model_from_json(text)
     except Exception as exc:
         raise BundleError(f"cannot build a model from JSON {json_path}: {exc}") from exc
     try:

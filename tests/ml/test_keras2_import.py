@@ -1,0 +1,146 @@
+"""Importing model files written by Keras 2 (tf_keras), the format of the paper's Flask app."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml.bundle import import_model_files, load_bundle
+from ml.legacy_keras import keras2_config
+from ml.manifest import BundleError
+
+WRITER = Path(__file__).with_name("keras2_writer.py")
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tf_keras") is None,
+    reason="tf_keras (Keras 2) is not installed; `make install` adds it",
+)
+
+
+@pytest.fixture(scope="module")
+def keras2_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("keras2")
+    subprocess.run([sys.executable, str(WRITER), str(out)], check=True, timeout=300)
+    return out
+
+
+def _outputs(bundle: Path, pixels: np.ndarray) -> np.ndarray:
+    return np.asarray(load_bundle(bundle).model.predict(pixels, verbose=0))
+
+
+@pytest.mark.parametrize(("name", "scale"), [("paper_cnn", "0-1"), ("paper_mobilenet", "-1-1")])
+def test_json_and_weights_import_gives_keras2_outputs(
+    keras2_files: Path, tmp_path: Path, name: str, scale: str
+) -> None:
+    bundle = import_model_files(
+        tmp_path / "bundle",
+        architecture=name,
+        json_path=keras2_files / f"{name}.json",
+        weights_path=keras2_files / f"{name}_weights.h5",
+        input_scale=scale,
+    )
+    reference = np.load(keras2_files / "reference.npz")
+    np.testing.assert_allclose(_outputs(bundle, reference["pixels"]), reference[name], atol=1e-5)
+    assert load_bundle(bundle).manifest["architecture"] == name
+
+
+@pytest.mark.parametrize(("name", "scale"), [("paper_cnn", "0-1"), ("paper_mobilenet", "-1-1")])
+def test_keras2_h5_model_file_import_gives_keras2_outputs(
+    keras2_files: Path, tmp_path: Path, name: str, scale: str
+) -> None:
+    bundle = import_model_files(
+        tmp_path / "bundle",
+        architecture=name,
+        model_path=keras2_files / f"{name}.h5",
+        input_scale=scale,
+    )
+    reference = np.load(keras2_files / "reference.npz")
+    np.testing.assert_allclose(_outputs(bundle, reference["pixels"]), reference[name], atol=1e-5)
+
+
+def test_lambda_layer_is_refused_and_nothing_is_written(keras2_files: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    with pytest.raises(BundleError, match="Lambda"):
+        import_model_files(
+            out,
+            architecture="x",
+            json_path=keras2_files / "with_lambda.json",
+            weights_path=keras2_files / "with_lambda_weights.h5",
+        )
+    assert not out.exists()
+
+
+def test_weights_of_another_model_are_refused(keras2_files: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    with pytest.raises(BundleError, match="cannot load"):
+        import_model_files(
+            out,
+            architecture="x",
+            json_path=keras2_files / "paper_cnn.json",
+            weights_path=keras2_files / "paper_mobilenet_weights.h5",
+        )
+    assert not out.exists()
+
+
+def test_weights_file_that_is_not_hdf5_is_refused(keras2_files: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "weights.h5"
+    junk.write_bytes(b"not an HDF5 file")
+    with pytest.raises(BundleError, match="HDF5"):
+        import_model_files(
+            tmp_path / "bundle",
+            architecture="x",
+            json_path=keras2_files / "paper_cnn.json",
+            weights_path=junk,
+        )
+
+
+def test_newer_weights_layout_with_keras2_json_says_what_to_do(
+    keras2_files: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(BundleError, match=r"no layer_names attribute.*--model"):
+        import_model_files(
+            tmp_path / "bundle",
+            architecture="x",
+            json_path=keras2_files / "paper_cnn.json",
+            weights_path=keras2_files / "paper_cnn.weights.h5",
+        )
+
+
+def test_keras2_config_repairs_only_what_keras3_rejects() -> None:
+    config = {
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "input_layers": [["input_1", 0, 0]],
+            "layers": [
+                {"class_name": "InputLayer", "name": "input_1", "inbound_nodes": []},
+                {
+                    "class_name": "Functional",
+                    "name": "backbone",
+                    "inbound_nodes": [[["input_1", 0, 0, {}]]],
+                },
+                {
+                    "module": "keras.layers",
+                    "registered_name": None,
+                    "class_name": "DepthwiseConv2D",
+                    "name": "dw",
+                    "config": {"groups": 1, "kernel_size": [3, 3]},
+                    "inbound_nodes": [[["backbone", 1, 0, {}]]],
+                },
+            ],
+        },
+    }
+    repaired = keras2_config(config)
+    layers = repaired["config"]["layers"]
+    assert "module" not in layers[2] and "registered_name" not in layers[2]
+    assert layers[2]["config"] == {"kernel_size": [3, 3]}
+    # The nested model's call is renumbered; a call of a plain layer is not.
+    assert layers[2]["inbound_nodes"] == [[["backbone", 0, 0, {}]]]
+    assert layers[1]["inbound_nodes"] == [[["input_1", 0, 0, {}]]]
+    # The input is not modified in place.
+    assert config["config"]["layers"][2]["inbound_nodes"] == [[["backbone", 1, 0, {}]]]
