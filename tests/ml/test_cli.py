@@ -72,6 +72,18 @@ def test_inspect_predict_evaluate(
 def test_cli_train_end_to_end(tiny_dataset: Path, tmp_path: Path) -> None:
     code = main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "run"),
                  "--architecture", "basic_cnn", "--image-size", "32", "--epochs", "1", "--batch-size", "8",
-                 "--limit-per-class", "4", "--quiet"])  # fmt: skip
+                 "--limit-per-class", "4", "--schedule", "cosine", "--max-minutes", "30",
+                 "--quiet"])  # fmt: skip
     assert code == 0
     assert main(["inspect", str(tmp_path / "run" / "bundle")]) == 0
+    training = json.loads((tmp_path / "run" / "bundle" / "training.json").read_text())
+    assert training["config"]["schedule"] == "cosine"
+    assert training["config"]["max_minutes"] == 30
+    assert training["stopped_by_time_budget"] is False
+
+
+def test_unknown_schedule_is_a_usage_error(tiny_dataset: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", str(tiny_dataset), "--schedule", "step"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'step'" in capsys.readouterr().err
