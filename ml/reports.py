@@ -114,13 +114,13 @@ def _plot_reliability(bins: list[dict], ece: float, path: Path) -> None:
 
 
 def _plot_curves(history: Mapping[str, Sequence[float]], path: Path) -> bool:
-    """Loss and accuracy per epoch; False (and no file) when history holds neither."""
+    """Loss, accuracy (and learning rate, log scale) per epoch; False when history holds none."""
     panels = [
         (name, [key for key in (name, f"val_{name}") if history.get(key)])
-        for name in ("loss", "accuracy")
+        for name in ("loss", "accuracy", "learning_rate")
     ]
     panels = [(name, keys) for name, keys in panels if keys]
-    if not panels:
+    if not any(name != "learning_rate" for name, _ in panels):
         return False
     fig = Figure(figsize=(5.0 * len(panels), 4.0))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -132,7 +132,9 @@ def _plot_curves(history: Mapping[str, Sequence[float]], path: Path) -> bool:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
-        ax.set_title(name)
+        ax.set_title(name.replace("_", " "))
+        if name == "learning_rate":
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     _save(fig, path)

@@ -65,3 +65,16 @@ def time_budget_callback(deadline: float) -> Any:
                 self.model.stop_training = True
 
     return TimeBudget()
+
+
+def learning_rate_logger() -> Any:
+    """A callback that adds the optimizer's current rate to each epoch's logs (and history)."""
+    import keras
+
+    class LearningRateLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if logs is not None:
+                rate = self.model.optimizer.learning_rate
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
+
+    return LearningRateLogger()

@@ -13,6 +13,7 @@ the range test ran).
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -109,11 +110,6 @@ def augmented(model: Any, seed: int) -> Any:
     )
 
 
-def _steps_per_epoch(dataset: Any) -> int:
-    cardinality = int(dataset.cardinality())
-    return max(cardinality, 1)
-
-
 def _run_phase(
     model: Any,
     *,
@@ -122,6 +118,7 @@ def _run_phase(
     learning_rate: float,
     schedule: str,
     train_ds: Any,
+    steps_per_epoch: int,
     val_ds: Any,
     epochs: int,
     weights: dict[int, float],
@@ -135,17 +132,18 @@ def _run_phase(
     """
     import keras
 
-    from ml.schedules import time_budget_callback, warmup_cosine
+    from ml.schedules import learning_rate_logger, time_budget_callback, warmup_cosine
 
     checkpoint = scratch / f"best-{name}.weights.h5"
     callbacks: list[Any] = [
+        learning_rate_logger(),
         keras.callbacks.ModelCheckpoint(
             checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True
-        )
+        ),
     ]
     if schedule == "cosine":
-        steps = _steps_per_epoch(train_ds)
-        optimizer = make_optimizer(warmup_cosine(learning_rate, steps * epochs, steps))
+        total = steps_per_epoch * epochs
+        optimizer = make_optimizer(warmup_cosine(learning_rate, total, steps_per_epoch))
     else:
         optimizer = make_optimizer(learning_rate)
         callbacks.append(
@@ -244,6 +242,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     )
     val_ds = make_dataset(split.val, image_size, batch_size, training=False, cache=cache)
     weights = class_weights(split.train, mode=config.class_weighting)
+    steps_per_epoch = math.ceil(len(split.train) / batch_size)
 
     trainer = augmented(model, config.seed)
     phases: list[dict[str, Any]] = []
@@ -268,6 +267,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             learning_rate=learning_rate,
             schedule=config.schedule,
             train_ds=train_ds,
+            steps_per_epoch=steps_per_epoch,
             val_ds=val_ds,
             epochs=head_epochs,
             weights=weights,
@@ -294,6 +294,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 learning_rate=tune_learning_rate,
                 schedule=config.schedule,
                 train_ds=train_ds,
+                steps_per_epoch=steps_per_epoch,
                 val_ds=val_ds,
                 epochs=tune_epochs,
                 weights=weights,

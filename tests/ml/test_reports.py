@@ -158,3 +158,21 @@ def test_evaluation_modules_need_no_tensorflow_django_or_pyplot():
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_learning_rate_gets_a_panel_but_no_plot_on_its_own(tmp_path, evaluation):
+    from PIL import Image
+
+    y, probs, metrics = evaluation
+    without_rate = {k: v for k, v in HISTORY.items() if k != "learning_rate"}
+    write_evaluation_report(
+        tmp_path / "a", metrics=metrics, y_true=y, probs=probs, history=without_rate
+    )
+    write_evaluation_report(tmp_path / "b", metrics=metrics, y_true=y, probs=probs, history=HISTORY)
+    narrow = Image.open(tmp_path / "a" / "curves.png").size[0]
+    wide = Image.open(tmp_path / "b" / "curves.png").size[0]
+    assert wide > narrow * 1.3  # a third panel
+    paths = write_evaluation_report(
+        tmp_path / "c", metrics=metrics, y_true=y, probs=probs, history={"learning_rate": [1e-3]}
+    )
+    assert "curves" not in paths

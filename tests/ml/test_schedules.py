@@ -49,8 +49,13 @@ def test_cosine_schedule_trains_every_epoch(tiny_dataset: Path, tmp_path: Path) 
     bundle = train(_config(tiny_dataset, tmp_path / "run", schedule="cosine"), progress=False)
     training = json.loads((bundle / "training.json").read_text())
     assert training["config"]["schedule"] == "cosine"
-    assert len(training["phases"][0]["history"]["loss"]) == 3
+    history = training["phases"][0]["history"]
+    assert len(history["loss"]) == 3
     assert training["stopped_by_time_budget"] is False
+    # The basic CNN's rate is 0.01; after the last step only the 1 % floor is left.
+    rates = history["learning_rate"]
+    assert rates == sorted(rates, reverse=True)
+    assert rates[-1] == pytest.approx(0.01 * COSINE_FLOOR, rel=1e-3)
 
 
 def test_time_budget_stops_after_the_first_epoch(tiny_dataset: Path, tmp_path: Path) -> None:
