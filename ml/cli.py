@@ -42,6 +42,16 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 minutes, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ml",
@@ -116,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--max-minutes",
-        type=float,
+        type=_positive_minutes,
         default=None,
         help="wall-clock cap on training: no epoch is started that would end past it, and "
         "fine-tuning is skipped once it is reached (default: no cap)",

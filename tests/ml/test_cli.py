@@ -82,8 +82,18 @@ def test_cli_train_end_to_end(tiny_dataset: Path, tmp_path: Path) -> None:
     assert training["stopped_by_time_budget"] is False
 
 
-def test_unknown_schedule_is_a_usage_error(tiny_dataset: Path, capsys) -> None:
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--schedule", "step", "invalid choice: 'step'"),
+        ("--max-minutes", "0", "must be more than 0 minutes"),
+        ("--max-minutes", "an hour", "not a number of minutes"),
+    ],
+)
+def test_bad_training_options_are_usage_errors(
+    tiny_dataset: Path, capsys, option: str, value: str, message: str
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--data", str(tiny_dataset), "--schedule", "step"])
+        main(["train", "--data", str(tiny_dataset), option, value])
     assert exit_info.value.code == 2
-    assert "invalid choice: 'step'" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
