@@ -180,6 +180,7 @@ def main(argv=None) -> int:
         "throughput": throughput,
         "temperature": manifest.get("calibration_temperature"),
         "metrics": metrics,
+        **run_details(training),
     }
     result["decision_rule"] = analyse_decision_rule(out / "report", split)
     write_docs(result, out / "report", args.architecture)
@@ -198,8 +199,20 @@ def add_decision_rule(args: argparse.Namespace) -> int:
     samples = detect_and_load(args.data)
     split = grouped_stratified_split(samples, 0.15, 0.15, result["config"]["seed"])
     result["decision_rule"] = analyse_decision_rule(args.analyse_run / "report", split)
+    training = json.loads((args.analyse_run / "bundle" / "training.json").read_text())
+    result.update(run_details(training))
     write_docs(result, args.analyse_run / "report", args.architecture)
     return 0
+
+
+def run_details(training: dict) -> dict:
+    """Epochs actually run per phase, and whether the --max-minutes cap ended the run."""
+    return {
+        "epochs_run": {
+            phase["name"]: len(phase["history"].get("loss", [])) for phase in training["phases"]
+        },
+        "stopped_by_time_budget": bool(training.get("stopped_by_time_budget")),
+    }
 
 
 def analyse_decision_rule(report_dir: Path, split) -> dict:
@@ -258,15 +271,24 @@ def render_markdown(result: dict, name: str) -> str:
     images = sorted(p.name for p in DOCS.glob(f"{name}-*.png"))
     m = result["metrics"]
     t = result["throughput"]
+    phases = (
+        f"{c['head_epochs']} head epoch(s) at lr {c['learning_rate'] or 'default'}, "
+        f"{c['fine_tune_epochs']} fine-tune epoch(s) of the top {c['fine_tune_layers']} layers at lr "
+        f"{c['fine_tune_learning_rate']}"
+        if c["architecture"] != "basic_cnn"
+        else f"{c['head_epochs']} epoch(s) at lr {c['learning_rate'] or 'default'}"
+    )
+    ran = result.get("epochs_run")
+    if ran:
+        phases += f" (ran {', '.join(f'{n} {name}' for name, n in ran.items())}"
+        phases += ", stopped by the time cap)" if result.get("stopped_by_time_budget") else ")"
     lines = [
         f"# Benchmark: {c['architecture']} on HAM10000 (lesion-grouped split)",
         "",
         f"Command: `{result['command']}`  ",
         f"Date: {result['date']}; machine: {result['machine']}  ",
-        f"Recipe: {c['architecture']} at {c['image_size']} px, batch {c['batch_size']}, "
-        f"{c['head_epochs']} head epoch(s) at lr {c['learning_rate'] or 'default'}, "
-        f"{c['fine_tune_epochs']} fine-tune epoch(s) of the top {c['fine_tune_layers']} layers at lr "
-        f"{c['fine_tune_learning_rate']}, {c.get('schedule', 'plateau')} schedule, "
+        f"Recipe: {c['architecture']} at {c['image_size']} px, batch {c['batch_size']}, {phases}, "
+        f"{c.get('schedule', 'plateau')} schedule, cap {c.get('max_minutes') or 'none'} min, "
         f"class weighting {c['class_weighting']}, seed {c['seed']}  ",
         f"Split (images): {result['split']}; training {result['train_wall_seconds'] / 60:.1f} min wall "
         f"({result['fit_seconds'] / 60:.1f} min in fit)",
