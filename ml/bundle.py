@@ -191,7 +191,7 @@ def _read_source_model(
         raise BundleError(f"{json_path} is not JSON: {exc}") from exc
     if is_legacy_config(config):
         # The paper's deployment files: written by Keras 2, read through the legacy loader.
-        return load_legacy_pair(text, weights_path)
+        return load_legacy_pair(config, weights_path)
     try:
         model = keras.models.model_from_json(text)
     except Exception as exc:

@@ -109,11 +109,10 @@ def _load(path: Path, what: str) -> Any:
         raise BundleError(f"cannot load {what}: {exc}") from exc
 
 
-def load_legacy_pair(json_text: str, weights_path: Path) -> Any:
+def load_legacy_pair(config: dict[str, Any], weights_path: Path) -> Any:
     """Build and fill the model described by a Keras 2 JSON config from an H5 weights file."""
     import h5py
 
-    config = json.loads(json_text)
     with tempfile.TemporaryDirectory(prefix="skinsight-import-") as scratch:
         joined = Path(scratch) / "model.h5"
         try:
@@ -152,7 +151,10 @@ def legacy_h5_config(model_path: Path) -> dict[str, Any] | None:
         return None
     raw = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
     version = version.decode("utf-8") if isinstance(version, bytes) else str(version)
-    config = json.loads(raw)
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        return None  # not a readable Keras config; Keras' own loader reports the file
     if version.startswith(("1.", "2.")):
         config.setdefault("keras_version", version)
     return config if is_legacy_config(config) else None

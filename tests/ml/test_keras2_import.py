@@ -63,52 +63,35 @@ def test_keras2_h5_model_file_import_gives_keras2_outputs(
     np.testing.assert_allclose(_outputs(bundle, reference["pixels"]), reference[name], atol=1e-5)
 
 
-def test_lambda_layer_is_refused_and_nothing_is_written(keras2_files: Path, tmp_path: Path) -> None:
-    out = tmp_path / "bundle"
-    with pytest.raises(BundleError, match="Lambda"):
-        import_model_files(
-            out,
-            architecture="x",
-            json_path=keras2_files / "with_lambda.json",
-            weights_path=keras2_files / "with_lambda_weights.h5",
-        )
-    assert not out.exists()
+JUNK = "junk.h5"  # written by the test: bytes that are not HDF5
 
 
-def test_weights_of_another_model_are_refused(keras2_files: Path, tmp_path: Path) -> None:
-    out = tmp_path / "bundle"
-    with pytest.raises(BundleError, match="cannot load"):
-        import_model_files(
-            out,
-            architecture="x",
-            json_path=keras2_files / "paper_cnn.json",
-            weights_path=keras2_files / "paper_mobilenet_weights.h5",
-        )
-    assert not out.exists()
-
-
-def test_weights_file_that_is_not_hdf5_is_refused(keras2_files: Path, tmp_path: Path) -> None:
-    junk = tmp_path / "weights.h5"
-    junk.write_bytes(b"not an HDF5 file")
-    with pytest.raises(BundleError, match="HDF5"):
-        import_model_files(
-            tmp_path / "bundle",
-            architecture="x",
-            json_path=keras2_files / "paper_cnn.json",
-            weights_path=junk,
-        )
-
-
-def test_newer_weights_layout_with_keras2_json_says_what_to_do(
-    keras2_files: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("json_name", "weights_name", "message"),
+    [
+        # Loading a Lambda layer would run Python code stored in the file.
+        ("with_lambda.json", "with_lambda_weights.h5", "Lambda"),
+        ("paper_cnn.json", "paper_mobilenet_weights.h5", "cannot load"),
+        ("paper_cnn.json", JUNK, "HDF5"),
+        # The newer '.weights.h5' layout: the message says what to give instead.
+        ("paper_cnn.json", "paper_cnn.weights.h5", r"no layer_names attribute.*--model"),
+    ],
+    ids=["lambda", "weights-of-another-model", "not-hdf5", "newer-weights-layout"],
+)
+def test_bad_pairs_are_refused_and_nothing_is_written(
+    keras2_files: Path, tmp_path: Path, json_name: str, weights_name: str, message: str
 ) -> None:
-    with pytest.raises(BundleError, match=r"no layer_names attribute.*--model"):
+    (tmp_path / JUNK).write_bytes(b"not an HDF5 file")
+    folder = tmp_path if weights_name == JUNK else keras2_files
+    out = tmp_path / "bundle"
+    with pytest.raises(BundleError, match=message):
         import_model_files(
-            tmp_path / "bundle",
+            out,
             architecture="x",
-            json_path=keras2_files / "paper_cnn.json",
-            weights_path=keras2_files / "paper_cnn.weights.h5",
+            json_path=keras2_files / json_name,
+            weights_path=folder / weights_name,
         )
+    assert not out.exists()
 
 
 def test_keras2_config_repairs_only_what_keras3_rejects() -> None:
@@ -144,3 +127,17 @@ def test_keras2_config_repairs_only_what_keras3_rejects() -> None:
     assert layers[1]["inbound_nodes"] == [[["input_1", 0, 0, {}]]]
     # The input is not modified in place.
     assert config["config"]["layers"][2]["inbound_nodes"] == [[["backbone", 1, 0, {}]]]
+
+
+def test_h5_model_with_unreadable_config_is_refused(keras2_files: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import h5py
+
+    broken = tmp_path / "broken.h5"
+    shutil.copyfile(keras2_files / "paper_cnn.h5", broken)
+    with h5py.File(broken, "r+") as handle:
+        handle.attrs["model_config"] = "{not json"
+    with pytest.raises(BundleError, match="cannot load model file"):
+        import_model_files(tmp_path / "bundle", architecture="x", model_path=broken)
+    assert not (tmp_path / "bundle").exists()
