@@ -33,34 +33,26 @@ def _outputs(bundle: Path, pixels: np.ndarray) -> np.ndarray:
     return np.asarray(load_bundle(bundle).model.predict(pixels, verbose=0))
 
 
+def _source_files(folder: Path, name: str, form: str) -> dict[str, Path]:
+    if form == "json+weights":
+        return {"json_path": folder / f"{name}.json", "weights_path": folder / f"{name}_weights.h5"}
+    return {"model_path": folder / f"{name}.h5"}
+
+
+@pytest.mark.parametrize("form", ["json+weights", "h5-model"])
 @pytest.mark.parametrize(("name", "scale"), [("paper_cnn", "0-1"), ("paper_mobilenet", "-1-1")])
-def test_json_and_weights_import_gives_keras2_outputs(
-    keras2_files: Path, tmp_path: Path, name: str, scale: str
+def test_keras2_import_gives_keras2_outputs(
+    keras2_files: Path, tmp_path: Path, name: str, scale: str, form: str
 ) -> None:
     bundle = import_model_files(
         tmp_path / "bundle",
         architecture=name,
-        json_path=keras2_files / f"{name}.json",
-        weights_path=keras2_files / f"{name}_weights.h5",
         input_scale=scale,
+        **_source_files(keras2_files, name, form),
     )
     reference = np.load(keras2_files / "reference.npz")
     np.testing.assert_allclose(_outputs(bundle, reference["pixels"]), reference[name], atol=1e-5)
     assert load_bundle(bundle).manifest["architecture"] == name
-
-
-@pytest.mark.parametrize(("name", "scale"), [("paper_cnn", "0-1"), ("paper_mobilenet", "-1-1")])
-def test_keras2_h5_model_file_import_gives_keras2_outputs(
-    keras2_files: Path, tmp_path: Path, name: str, scale: str
-) -> None:
-    bundle = import_model_files(
-        tmp_path / "bundle",
-        architecture=name,
-        model_path=keras2_files / f"{name}.h5",
-        input_scale=scale,
-    )
-    reference = np.load(keras2_files / "reference.npz")
-    np.testing.assert_allclose(_outputs(bundle, reference["pixels"]), reference[name], atol=1e-5)
 
 
 JUNK = "junk.h5"  # written by the test: bytes that are not HDF5
