@@ -168,10 +168,27 @@ class ArchitectureSpec:
             kwargs.pop("weights_dir", None)
         return self.builder(num_classes=num_classes, input_size=input_size, **kwargs)
 
-    def make_optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
+    def make_optimizer(
+        self, learning_rate: Any, weight_decay: float = 0.0
+    ) -> keras.optimizers.Optimizer:
+        """The paper's optimizer; with ``weight_decay`` its decoupled-decay form (AdamW for Adam).
+
+        Biases and BatchNorm scales/offsets are not decayed: shrinking them regularises nothing.
+        """
+        if weight_decay < 0:
+            raise ValueError(f"weight decay must not be negative, not {weight_decay}")
+        decay = weight_decay or None
         if self.optimizer == "sgd":
-            return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)
-        return keras.optimizers.Adam(learning_rate=learning_rate)
+            optimizer = keras.optimizers.SGD(
+                learning_rate=learning_rate, momentum=0.9, weight_decay=decay
+            )
+        elif decay:
+            optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=decay)
+        else:
+            optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+        if decay:
+            optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        return optimizer
 
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {

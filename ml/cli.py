@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -42,13 +43,34 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def _positive_minutes(text: str) -> float:
+def _number(text: str, unit: str = "") -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):  # "nan" and "inf" parse as floats but mean nothing here
+        raise argparse.ArgumentTypeError(f"not a number{unit}: {text!r}")
+    return value
+
+
+def _positive_minutes(text: str) -> float:
+    value = _number(text, " of minutes")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 minutes, not {text}")
+    return value
+
+
+def _fraction_below_one(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {text}")
     return value
 
 
@@ -130,6 +152,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="wall-clock cap on training: no epoch is started that would end past it, and "
         "fine-tuning is skipped once it is reached (default: no cap)",
+    )
+    train.add_argument(
+        "--label-smoothing",
+        type=_fraction_below_one,
+        default=0.0,
+        help="train against targets mixed with this share of a uniform distribution, so the "
+        "model is not pushed to certainty on hard or mislabelled images (default: 0, off)",
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=_non_negative,
+        default=0.0,
+        help="decoupled weight decay per step, scaled by the learning rate (AdamW for Adam, "
+        "SGD's own otherwise); biases and BatchNorm are not decayed (default: 0, off)",
+    )
+    train.add_argument(
+        "--colour-jitter",
+        type=_fraction_below_one,
+        default=0.0,
+        help="strength of random brightness, contrast and saturation changes during "
+        "training, e.g. 0.2; hue is never changed (default: 0, off)",
     )
     train.add_argument(
         "--class-weighting",
@@ -290,6 +333,9 @@ def _train(args: argparse.Namespace) -> int:
         find_lr=args.find_lr,
         schedule=args.schedule,
         max_minutes=args.max_minutes,
+        label_smoothing=args.label_smoothing,
+        weight_decay=args.weight_decay,
+        colour_jitter=args.colour_jitter,
     )
     bundle = train(config, progress=not args.quiet)
     print(bundle)

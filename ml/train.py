@@ -26,6 +26,7 @@ from ml.classes import CLASSES, NUM_CLASSES
 from ml.data import (
     DatasetError,
     Sample,
+    check_colour_jitter,
     class_weights,
     dataset_fingerprint,
     detect_and_load,
@@ -75,6 +76,11 @@ class TrainConfig:
     # Wall-clock cap on the training phases: an epoch that would end past it is not started,
     # and phase 2 is skipped once the cap is reached. None: no cap.
     max_minutes: float | None = None
+    # Regularisers, all off by default (the paper used none of them): label smoothing of the
+    # training targets, decoupled weight decay, and colour jitter in the augmentation.
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+    colour_jitter: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -94,8 +100,8 @@ def _labels(samples: list[Sample]) -> np.ndarray:
     return np.array([s.label_index for s in samples], dtype=np.int64)
 
 
-def augmented(model: Any, seed: int) -> Any:
-    """The model behind random flips, rotation and zoom, for training only.
+def augmented(model: Any, seed: int, colour_jitter: float = 0.0) -> Any:
+    """The model behind random flips, rotation, zoom and optional colour jitter, for training.
 
     Layers are shared, so training this wrapper trains ``model``; the bundle saves ``model``
     alone, so serving never carries augmentation layers.
@@ -106,8 +112,30 @@ def augmented(model: Any, seed: int) -> Any:
 
     size = model.input_shape[1:]
     return keras.Sequential(
-        [keras.Input(shape=size), build_augmenter(seed), model], name="training"
+        [keras.Input(shape=size), build_augmenter(seed, colour_jitter), model], name="training"
     )
+
+
+def training_loss(label_smoothing: float = 0.0) -> Any:
+    """Cross-entropy on the integer labels the datasets yield, optionally label-smoothed.
+
+    Keras' sparse cross-entropy cannot smooth, so smoothed targets are one-hot encoded inside
+    the loss. It returns one value per sample, so class weights still apply per sample.
+    """
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label smoothing must be at least 0 and below 1, not {label_smoothing}")
+    if not label_smoothing:
+        return "sparse_categorical_crossentropy"
+    import keras
+
+    def smoothed_crossentropy(y_true: Any, y_pred: Any) -> Any:
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        targets = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1])
+        return keras.losses.categorical_crossentropy(
+            targets, y_pred, label_smoothing=label_smoothing
+        )
+
+    return smoothed_crossentropy
 
 
 def _run_phase(
@@ -125,6 +153,8 @@ def _run_phase(
     progress: bool,
     scratch: Path,
     deadline: float | None,
+    loss: Any = "sparse_categorical_crossentropy",
+    weight_decay: float = 0.0,
 ) -> tuple[dict[str, list[float]], bool]:
     """Fit for ``epochs`` and restore the weights of the epoch with the lowest val loss.
 
@@ -143,9 +173,11 @@ def _run_phase(
     ]
     if schedule == "cosine":
         total = steps_per_epoch * epochs
-        optimizer = make_optimizer(warmup_cosine(learning_rate, total, steps_per_epoch))
+        optimizer = make_optimizer(
+            warmup_cosine(learning_rate, total, steps_per_epoch), weight_decay
+        )
     else:
-        optimizer = make_optimizer(learning_rate)
+        optimizer = make_optimizer(learning_rate, weight_decay)
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor="val_loss", factor=0.5, patience=3, min_lr=1e-7
@@ -154,7 +186,9 @@ def _run_phase(
     budget = time_budget_callback(deadline) if deadline is not None else None
     if budget is not None:
         callbacks.append(budget)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # Named "accuracy" explicitly: with a custom loss Keras could not infer the sparse form.
+    accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
     history = model.fit(
         train_ds,
         validation_data=val_ds,
@@ -206,6 +240,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     )
     use_pretrained = spec.transfer and not config.no_pretrained
     check_schedule(config.schedule)
+    loss = training_loss(config.label_smoothing)
+    check_colour_jitter(config.colour_jitter)
+    if config.weight_decay < 0:
+        raise ValueError(f"weight decay must not be negative, not {config.weight_decay}")
     if config.max_minutes is not None and config.max_minutes <= 0:
         raise ValueError(f"max_minutes must be positive, not {config.max_minutes}")
 
@@ -244,7 +282,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     weights = class_weights(split.train, mode=config.class_weighting)
     steps_per_epoch = math.ceil(len(split.train) / batch_size)
 
-    trainer = augmented(model, config.seed)
+    trainer = augmented(model, config.seed, config.colour_jitter)
     phases: list[dict[str, Any]] = []
     lr_range: dict[str, Any] | None = None
     started = time.monotonic()
@@ -274,6 +312,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             progress=progress,
             scratch=Path(scratch),
             deadline=deadline,
+            loss=loss,
+            weight_decay=config.weight_decay,
         )
         phases.append(
             {
@@ -301,6 +341,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                 progress=progress,
                 scratch=Path(scratch),
                 deadline=deadline,
+                loss=loss,
+                weight_decay=config.weight_decay,
             )
             if stopped_by_budget:
                 _say(progress, f"time budget of {config.max_minutes:g} min reached in phase 2")

@@ -73,6 +73,7 @@ def test_cli_train_end_to_end(tiny_dataset: Path, tmp_path: Path) -> None:
     code = main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "run"),
                  "--architecture", "basic_cnn", "--image-size", "32", "--epochs", "1", "--batch-size", "8",
                  "--limit-per-class", "4", "--schedule", "cosine", "--max-minutes", "30",
+                 "--label-smoothing", "0.1", "--weight-decay", "0.01", "--colour-jitter", "0.2",
                  "--quiet"])  # fmt: skip
     assert code == 0
     assert main(["inspect", str(tmp_path / "run" / "bundle")]) == 0
@@ -80,6 +81,10 @@ def test_cli_train_end_to_end(tiny_dataset: Path, tmp_path: Path) -> None:
     assert training["config"]["schedule"] == "cosine"
     assert training["config"]["max_minutes"] == 30
     assert training["stopped_by_time_budget"] is False
+    regularisers = {
+        k: training["config"][k] for k in ("label_smoothing", "weight_decay", "colour_jitter")
+    }
+    assert regularisers == {"label_smoothing": 0.1, "weight_decay": 0.01, "colour_jitter": 0.2}
 
 
 @pytest.mark.parametrize(
@@ -88,6 +93,11 @@ def test_cli_train_end_to_end(tiny_dataset: Path, tmp_path: Path) -> None:
         ("--schedule", "step", "invalid choice: 'step'"),
         ("--max-minutes", "0", "must be more than 0 minutes"),
         ("--max-minutes", "an hour", "not a number of minutes"),
+        ("--label-smoothing", "1", "must be at least 0 and below 1"),
+        ("--colour-jitter", "-0.2", "must be at least 0 and below 1"),
+        ("--weight-decay", "-0.01", "must not be negative"),
+        ("--weight-decay", "lots", "not a number"),
+        ("--weight-decay", "inf", "not a number"),
     ],
 )
 def test_bad_training_options_are_usage_errors(
