@@ -5,7 +5,7 @@
 
 Measures, in one run on this machine: the input pipeline's throughput against the same model fed from
 in-memory tensors, training time, and the test-split metrics of ml.evaluate's report. Writes the run folder
-(bundle + report), and `docs/benchmarks/train_ham10000-<architecture>.{json,md}` plus the report's plots, which
+(bundle + report), and `docs/benchmarks/train_ham10000-<name or architecture>.{json,md}` plus the report's plots, which
 docs/model-card.md cites. Not part of the test suite.
 """
 
@@ -45,6 +45,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--class-weighting", default="sqrt")
     parser.add_argument("--schedule", default="cosine")
     parser.add_argument("--max-minutes", type=float, default=57.0)
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--colour-jitter", type=float, default=0.0)
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="results name under docs/benchmarks: train_ham10000-NAME.{json,md} "
+        "(default: the architecture), so a variant recipe does not overwrite the recorded one",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--throughput-steps", type=int, default=15)
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/bench-…)")
@@ -83,7 +92,7 @@ def measure_pipeline(args, samples_train) -> dict:
     if spec.transfer:
         freeze_backbone(model)
     # The same training step as ml.train: augmentation runs inside it.
-    model = augmented(model, args.seed)
+    model = augmented(model, args.seed, args.colour_jitter)
     model.compile(optimizer=spec.make_optimizer(1e-4), loss="sparse_categorical_crossentropy")
     steps = args.throughput_steps
     subset = samples_train[: args.batch_size * (steps + 2)]
@@ -162,6 +171,9 @@ def main(argv=None) -> int:
         weights_dir=args.weights_dir,
         schedule=args.schedule,
         max_minutes=args.max_minutes,
+        label_smoothing=args.label_smoothing,
+        weight_decay=args.weight_decay,
+        colour_jitter=args.colour_jitter,
     )
     started = time.monotonic()
     bundle = train(config, progress=True)
@@ -183,7 +195,7 @@ def main(argv=None) -> int:
         **run_details(training),
     }
     result["decision_rule"] = analyse_decision_rule(out / "report", split)
-    write_docs(result, out / "report", args.architecture)
+    write_docs(result, out / "report", results_name(args))
     print(f"[bench] done in {wall / 60:.1f} min: accuracy {metrics['accuracy']:.3f}, "
           f"balanced accuracy {metrics['balanced_accuracy']:.3f}", flush=True)  # fmt: skip
     return 0
@@ -192,7 +204,7 @@ def main(argv=None) -> int:
 def add_decision_rule(args: argparse.Namespace) -> int:
     from ml.data import detect_and_load, grouped_stratified_split
 
-    results = DOCS / f"train_ham10000-{args.architecture}.json"
+    results = DOCS / f"{results_name(args)}.json"
     result = json.loads(results.read_text())
     if Path(result["config"]["out_dir"]).resolve() != args.analyse_run.resolve():
         raise SystemExit(f"error: {results} records another run: {result['config']['out_dir']}")
@@ -201,7 +213,7 @@ def add_decision_rule(args: argparse.Namespace) -> int:
     result["decision_rule"] = analyse_decision_rule(args.analyse_run / "report", split)
     training = json.loads((args.analyse_run / "bundle" / "training.json").read_text())
     result.update(run_details(training))
-    write_docs(result, args.analyse_run / "report", args.architecture)
+    write_docs(result, args.analyse_run / "report", results_name(args))
     return 0
 
 
@@ -257,9 +269,12 @@ def analyse_decision_rule(report_dir: Path, split) -> dict:
     }
 
 
-def write_docs(result: dict, report_dir: Path, architecture: str) -> None:
+def results_name(args: argparse.Namespace) -> str:
+    return f"train_ham10000-{args.name or args.architecture}"
+
+
+def write_docs(result: dict, report_dir: Path, name: str) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
-    name = f"train_ham10000-{architecture}"
     (DOCS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     for png in sorted(report_dir.glob("*.png")):
         shutil.copyfile(png, DOCS / f"{name}-{png.name}")
@@ -289,7 +304,7 @@ def render_markdown(result: dict, name: str) -> str:
         f"Date: {result['date']}; machine: {result['machine']}  ",
         f"Recipe: {c['architecture']} at {c['image_size']} px, batch {c['batch_size']}, {phases}, "
         f"{c.get('schedule', 'plateau')} schedule, cap {c.get('max_minutes') or 'none'} min, "
-        f"class weighting {c['class_weighting']}, seed {c['seed']}  ",
+        f"class weighting {c['class_weighting']}, {regularisers(c)}, seed {c['seed']}  ",
         f"Split (images): {result['split']}; training {result['train_wall_seconds'] / 60:.1f} min wall "
         f"({result['fit_seconds'] / 60:.1f} min in fit)",
         "",
@@ -337,6 +352,20 @@ def render_markdown(result: dict, name: str) -> str:
     ]
     lines += [f"![{file.removeprefix(name + '-').removesuffix('.png')}]({file})" for file in images]
     return "\n".join(lines) + "\n"
+
+
+def regularisers(config: dict) -> str:
+    """The optional regularisers a recipe used, for its one-line description."""
+    used = [
+        f"{label} {config[key]:g}"
+        for key, label in (
+            ("label_smoothing", "label smoothing"),
+            ("weight_decay", "weight decay"),
+            ("colour_jitter", "colour jitter"),
+        )
+        if config.get(key)
+    ]
+    return ", ".join(used) if used else "no label smoothing, weight decay or colour jitter"
 
 
 def fmt(value) -> str:
