@@ -84,16 +84,20 @@ def measure_pipeline(args, samples_train) -> dict:
     from ml.architectures import freeze_backbone, get_architecture
     from ml.data import make_dataset
     from ml.pretrained import resolve_weights
-    from ml.train import augmented
+    from ml.train import augmented, training_loss
 
     spec = get_architecture(args.architecture)
     weights = resolve_weights(spec.name, args.weights_dir) if spec.transfer else None
     model = spec.build(7, args.image_size, weights=weights)
     if spec.transfer:
         freeze_backbone(model)
-    # The same training step as ml.train: augmentation runs inside it.
+    # The same training step as ml.train: augmentation runs inside it, with the run's loss and
+    # optimizer.
     model = augmented(model, args.seed, args.colour_jitter)
-    model.compile(optimizer=spec.make_optimizer(1e-4), loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=spec.make_optimizer(1e-4, args.weight_decay),
+        loss=training_loss(args.label_smoothing),
+    )
     steps = args.throughput_steps
     subset = samples_train[: args.batch_size * (steps + 2)]
     ds = make_dataset(subset, args.image_size, args.batch_size, training=True, seed=args.seed)

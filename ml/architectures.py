@@ -141,6 +141,11 @@ def unfreeze_top_layers(model: keras.Model, num_layers: int) -> None:
         layer.trainable = index >= cutoff and not is_batch_norm
 
 
+def check_weight_decay(weight_decay: float) -> None:
+    if weight_decay < 0:
+        raise ValueError(f"weight decay must not be negative, not {weight_decay}")
+
+
 @dataclass(frozen=True)
 class ArchitectureSpec:
     """How to build one architecture and the training defaults the paper used for it."""
@@ -175,8 +180,7 @@ class ArchitectureSpec:
 
         Biases and BatchNorm scales/offsets are not decayed: shrinking them regularises nothing.
         """
-        if weight_decay < 0:
-            raise ValueError(f"weight decay must not be negative, not {weight_decay}")
+        check_weight_decay(weight_decay)
         decay = weight_decay or None
         if self.optimizer == "sgd":
             optimizer = keras.optimizers.SGD(

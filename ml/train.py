@@ -211,7 +211,12 @@ def _predict(model: Any, dataset: Any) -> np.ndarray:
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
     """Run training as configured and return the path of the written bundle."""
-    from ml.architectures import freeze_backbone, get_architecture, unfreeze_top_layers
+    from ml.architectures import (
+        check_weight_decay,
+        freeze_backbone,
+        get_architecture,
+        unfreeze_top_layers,
+    )
     from ml.bundle import save_bundle
     from ml.calibration import apply_temperature, fit_temperature
     from ml.metrics import classification_metrics
@@ -242,8 +247,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     check_schedule(config.schedule)
     loss = training_loss(config.label_smoothing)
     check_colour_jitter(config.colour_jitter)
-    if config.weight_decay < 0:
-        raise ValueError(f"weight decay must not be negative, not {config.weight_decay}")
+    check_weight_decay(config.weight_decay)
     if config.max_minutes is not None and config.max_minutes <= 0:
         raise ValueError(f"max_minutes must be positive, not {config.max_minutes}")
 
