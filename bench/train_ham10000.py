@@ -27,36 +27,23 @@ DOCS = ROOT / "docs" / "benchmarks"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from ml.training_config import add_training_options
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "ham10000-200x150")
     parser.add_argument(
-        "--weights-dir",
-        type=Path,
-        default=Path(os.environ.get("PRETRAINED_WEIGHTS_DIR", SHARED / "weights")),
+        "--data", dest="data_dir", type=Path, default=SHARED / "data" / "ham10000-200x150"
     )
-    parser.add_argument("--architecture", default="mobilenet_v2")
-    parser.add_argument("--image-size", type=int, default=192)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--head-epochs", type=int, default=2)
-    parser.add_argument("--fine-tune-epochs", type=int, default=20)
-    parser.add_argument("--fine-tune-layers", type=int, default=100)
-    parser.add_argument("--learning-rate", type=float, default=None)
-    parser.add_argument("--fine-tune-learning-rate", type=float, default=2e-4)
-    parser.add_argument("--class-weighting", default="sqrt")
-    parser.add_argument("--schedule", default="cosine")
-    parser.add_argument("--max-minutes", type=float, default=57.0)
-    parser.add_argument("--label-smoothing", type=float, default=0.0)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--colour-jitter", type=float, default=0.0)
+    add_training_options(parser)
     parser.add_argument(
         "--name",
         default=None,
         help="results name under docs/benchmarks: train_ham10000-NAME.{json,md} "
         "(default: the architecture), so a variant recipe does not overwrite the recorded one",
     )
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--throughput-steps", type=int, default=15)
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/bench-…)")
+    parser.add_argument(
+        "--out", dest="out_dir", type=Path, default=None, help="run folder (default: runs/bench-…)"
+    )
     parser.add_argument(
         "--analyse-run",
         type=Path,
@@ -70,11 +57,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="only rewrite the Markdown page from a results JSON this benchmark wrote",
     )
+    # The recorded recipe: the standard preset of the architecture, unless options say otherwise.
+    parser.set_defaults(preset="standard")
     return parser.parse_args(argv)
 
 
-def measure_pipeline(args, samples_train) -> dict:
-    """Images/s of training steps fed by ml.data.make_dataset vs by one in-memory batch.
+def training_config(args: argparse.Namespace, out_dir: Path):
+    from ml.training_config import TrainConfig, options_from_args
+
+    weights = Path(os.environ.get("PRETRAINED_WEIGHTS_DIR", SHARED / "weights"))
+    options = options_from_args(args, weights_dir=weights, seed=0)
+    return TrainConfig.from_options(options, out_dir=out_dir).validate()
+
+
+def measure_pipeline(config, samples_train, steps: int) -> dict:
+    """Images/s of training steps fed by ml.pipeline.make_dataset vs by one in-memory batch.
 
     Both use the same model in its phase-1 state, where a step is cheapest and the pipeline most
     likely to be the bottleneck. The pipeline's cache is filled first, as it is after epoch one.
@@ -82,25 +79,26 @@ def measure_pipeline(args, samples_train) -> dict:
     import numpy as np
 
     from ml.architectures import freeze_backbone, get_architecture
-    from ml.data import make_dataset
+    from ml.pipeline import make_dataset
     from ml.pretrained import resolve_weights
     from ml.train import augmented, training_loss
 
-    spec = get_architecture(args.architecture)
-    weights = resolve_weights(spec.name, args.weights_dir) if spec.transfer else None
-    model = spec.build(7, args.image_size, weights=weights)
+    spec = get_architecture(config.architecture)
+    image_size = config.image_size or spec.default_input_size
+    batch_size = config.batch_size or spec.batch_size
+    weights = resolve_weights(spec.name, config.weights_dir) if spec.transfer else None
+    model = spec.build(7, image_size, weights=weights)
     if spec.transfer:
         freeze_backbone(model)
     # The same training step as ml.train: augmentation runs inside it, with the run's loss and
     # optimizer.
-    model = augmented(model, args.seed, args.colour_jitter)
+    model = augmented(model, config.seed, config.colour_jitter)
     model.compile(
-        optimizer=spec.make_optimizer(1e-4, args.weight_decay),
-        loss=training_loss(args.label_smoothing),
+        optimizer=spec.make_optimizer(1e-4, config.weight_decay),
+        loss=training_loss(config.label_smoothing),
     )
-    steps = args.throughput_steps
-    subset = samples_train[: args.batch_size * (steps + 2)]
-    ds = make_dataset(subset, args.image_size, args.batch_size, training=True, seed=args.seed)
+    subset = samples_train[: batch_size * (steps + 2)]
+    ds = make_dataset(subset, image_size, batch_size, training=True, seed=config.seed)
     started = time.perf_counter()
     for _ in ds:  # fills the cache: decode + resize of every image once
         pass
@@ -117,11 +115,9 @@ def measure_pipeline(args, samples_train) -> dict:
         return count / (time.perf_counter() - started)
 
     pipeline = timed(ds.take(steps + 1))
-    x = np.random.default_rng(0).uniform(
-        0, 255, (args.batch_size, args.image_size, args.image_size, 3)
-    )
+    x = np.random.default_rng(0).uniform(0, 255, (batch_size, image_size, image_size, 3))
     x = x.astype("float32")
-    y = np.array([s.label_index for s in subset[: args.batch_size]], dtype="int32")
+    y = np.array([s.label_index for s in subset[:batch_size]], dtype="int32")
     in_memory = timed([(x, y)] * (steps + 1))
     produce_started = time.perf_counter()
     produced = sum(int(b[0].shape[0]) for b in ds)
@@ -142,43 +138,28 @@ def main(argv=None) -> int:
         result = json.loads(args.render.read_text())
         (DOCS / f"{args.render.stem}.md").write_text(render_markdown(result, args.render.stem))
         return 0
-    if not args.data.is_dir():
-        raise SystemExit(f"error: dataset folder not found: {args.data}")
+    if not args.data_dir.is_dir():
+        raise SystemExit(f"error: dataset folder not found: {args.data_dir}")
     if args.analyse_run:
         return add_decision_rule(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from ml.data import detect_and_load, grouped_stratified_split
-    from ml.train import TrainConfig, train
+    from ml.datasets import detect_and_load
+    from ml.splits import grouped_stratified_split
+    from ml.train import train
 
     stamp = datetime.now(UTC)
-    out = args.out or ROOT / "runs" / f"bench-{args.architecture}-{stamp:%Y%m%d-%H%M%S}"
-    print(f"[bench] loading {args.data}", flush=True)
-    samples = detect_and_load(args.data)
-    split = grouped_stratified_split(samples, 0.15, 0.15, args.seed)
+    architecture = getattr(args, "architecture", "mobilenet_v2")
+    out = args.out_dir or ROOT / "runs" / f"bench-{architecture}-{stamp:%Y%m%d-%H%M%S}"
+    config = training_config(args, out)
+    print(f"[bench] loading {config.data_dir}", flush=True)
+    samples = detect_and_load(config.data_dir)
+    split = grouped_stratified_split(
+        samples, config.val_fraction, config.test_fraction, config.seed
+    )
     print("[bench] measuring the input pipeline against in-memory tensors…", flush=True)
-    throughput = measure_pipeline(args, split.train)
+    throughput = measure_pipeline(config, split.train, args.throughput_steps)
     print(f"[bench] {json.dumps(throughput)}", flush=True)
 
-    config = TrainConfig(
-        data_dir=args.data,
-        out_dir=out,
-        architecture=args.architecture,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        head_epochs=args.head_epochs,
-        fine_tune_epochs=args.fine_tune_epochs,
-        fine_tune_layers=args.fine_tune_layers,
-        learning_rate=args.learning_rate,
-        fine_tune_learning_rate=args.fine_tune_learning_rate,
-        class_weighting=args.class_weighting,
-        seed=args.seed,
-        weights_dir=args.weights_dir,
-        schedule=args.schedule,
-        max_minutes=args.max_minutes,
-        label_smoothing=args.label_smoothing,
-        weight_decay=args.weight_decay,
-        colour_jitter=args.colour_jitter,
-    )
     started = time.monotonic()
     bundle = train(config, progress=True)
     wall = time.monotonic() - started
@@ -206,13 +187,14 @@ def main(argv=None) -> int:
 
 
 def add_decision_rule(args: argparse.Namespace) -> int:
-    from ml.data import detect_and_load, grouped_stratified_split
+    from ml.datasets import detect_and_load
+    from ml.splits import grouped_stratified_split
 
     results = DOCS / f"{results_name(args)}.json"
     result = json.loads(results.read_text())
     if Path(result["config"]["out_dir"]).resolve() != args.analyse_run.resolve():
         raise SystemExit(f"error: {results} records another run: {result['config']['out_dir']}")
-    samples = detect_and_load(args.data)
+    samples = detect_and_load(args.data_dir)
     split = grouped_stratified_split(samples, 0.15, 0.15, result["config"]["seed"])
     result["decision_rule"] = analyse_decision_rule(args.analyse_run / "report", split)
     training = json.loads((args.analyse_run / "bundle" / "training.json").read_text())
@@ -236,10 +218,9 @@ def analyse_decision_rule(report_dir: Path, split) -> dict:
     ml.operating_points); tau is chosen on validation, then read off on test."""
     import numpy as np
 
-    from ml.calibration import apply_temperature
+    from ml.calibration import calibrate
     from ml.classes import CLASSES, NUM_CLASSES
     from ml.operating_points import best_tau, decision_metrics, plot_tradeoff, tradeoff_curve
-    from ml.predict import log_probabilities
     from ml.train import PREDICTIONS_FILE
 
     saved = np.load(report_dir / PREDICTIONS_FILE)
@@ -247,11 +228,10 @@ def analyse_decision_rule(report_dir: Path, split) -> dict:
     counts = np.bincount([s.label_index for s in split.train], minlength=NUM_CLASSES)
     priors = counts / counts.sum()
 
-    def calibrated(raw):
-        return apply_temperature(log_probabilities(raw), temperature)
-
-    val = tradeoff_curve(saved["val_labels"], calibrated(saved["val_probs"]), priors, CLASSES)
-    test_probs = calibrated(saved["eval_probs"])
+    val = tradeoff_curve(
+        saved["val_labels"], calibrate(saved["val_probs"], temperature), priors, CLASSES
+    )
+    test_probs = calibrate(saved["eval_probs"], temperature)
     test = tradeoff_curve(saved["eval_labels"], test_probs, priors, CLASSES)
     tau = best_tau(val)
     plot_tradeoff(
@@ -274,7 +254,7 @@ def analyse_decision_rule(report_dir: Path, split) -> dict:
 
 
 def results_name(args: argparse.Namespace) -> str:
-    return f"train_ham10000-{args.name or args.architecture}"
+    return f"train_ham10000-{args.name or getattr(args, 'architecture', 'mobilenet_v2')}"
 
 
 def write_docs(result: dict, report_dir: Path, name: str) -> None:

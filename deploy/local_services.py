@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from webapp.storage.store import ensure_bucket, s3_client
+
 
 def free_port(low: int = 20000, high: int = 30000) -> int:
     """A free TCP port in a range where port + 10000 (SeaweedFS's gRPC ports) is free too."""
@@ -149,9 +151,7 @@ class S3Server:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-                if self.bucket not in existing:
-                    client.create_bucket(Bucket=self.bucket)
+                ensure_bucket(client, self.bucket)
                 client.put_object(Bucket=self.bucket, Key=".ready", Body=b"ok")
                 client.delete_object(Bucket=self.bucket, Key=".ready")
                 return
@@ -162,28 +162,6 @@ class S3Server:
 
     def stop(self) -> None:
         stop_process(self.process)
-
-
-def s3_client(endpoint_url: str, access_key: str, secret_key: str):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        region_name=os.environ.get("S3_REGION", "us-east-1"),
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-    )
-
-
-def ensure_bucket(endpoint_url: str, bucket: str, access_key: str, secret_key: str) -> None:
-    """Create `bucket` on an existing S3 service if it is missing (private: no ACL, no policy)."""
-    client = s3_client(endpoint_url, access_key, secret_key)
-    names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    if bucket not in names:
-        client.create_bucket(Bucket=bucket)
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """`make run`: the whole portal on one machine.
 
 Starts what is not configured (SQLite is Django's; Valkey for Redis; SeaweedFS for S3), migrates, creates the
-admin account once, starts one Celery worker and the ASGI web server, optionally trains and activates a first
-model from DATASET_DIR, and stops everything cleanly on Ctrl-C.
+admin account once, starts the Celery workers (inference, training) and scheduler and the ASGI web server,
+trains and activates a first model through the training queue when DATASET_DIR is set and no model is active,
+and stops everything cleanly on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from deploy import commands
 from deploy.local_services import (
     RedisServer,
     S3Server,
-    ensure_bucket,
     free_port,
     stop_process,
     wait_for_port,
@@ -38,16 +39,12 @@ def manage(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=check, text=True)
 
 
-def manage_output(*args: str) -> str:
-    return subprocess.run(
-        [PY, "manage.py", *args], cwd=ROOT, check=True, text=True, capture_output=True
-    ).stdout.strip()
-
-
 class Supervisor:
     def __init__(self) -> None:
         self.services: list = []
         self.processes: list[tuple[str, subprocess.Popen]] = []
+        # One-shot commands (training the first model): their end is reported, not fatal.
+        self.jobs: list[tuple[str, subprocess.Popen]] = []
         self.stopping = False
 
     def start_services(self) -> None:
@@ -71,7 +68,7 @@ class Supervisor:
             os.environ["S3_ENDPOINT_URL"] = s3.endpoint_url
             say(f"started local S3 on {s3.endpoint_url} (bucket {bucket})")
         else:
-            ensure_bucket(os.environ["S3_ENDPOINT_URL"], bucket, access, secret)
+            manage("ensure_bucket")
             say(f"using S3 at {os.environ['S3_ENDPOINT_URL']} (bucket {bucket})")
         if "DATABASE_URL" not in os.environ:
             say(f"using SQLite at {VAR / 'skinsight.sqlite3'}")
@@ -86,55 +83,48 @@ class Supervisor:
         self.processes.append((name, process))
         return process
 
-    def start_worker(self) -> None:
-        self.spawn(
-            "worker",
-            [PY, "-m", "celery", "-A", "workers.app", "worker", "-Q", "inference",
-             "-c", os.environ.get("WORKER_CONCURRENCY", "1"), "--loglevel", "INFO",
-             "-n", f"inference-{secrets.token_hex(3)}@%h"],
-        )  # fmt: skip
+    def start_workers(self) -> None:
+        suffix = secrets.token_hex(3)
+        concurrency = int(os.environ.get("WORKER_CONCURRENCY", "1"))
+        self.spawn("worker", commands.inference_worker(f"inference-{suffix}", concurrency))
+        self.spawn("training worker", commands.training_worker(f"training-{suffix}"))
+        self.spawn("scheduler", commands.beat(str(VAR / "celerybeat-schedule")))
 
     def start_web(self) -> str:
         host = os.environ.get("HOST", "127.0.0.1")
         port = int(os.environ.get("PORT", "8000"))
-        process = self.spawn(
-            "web",
-            [PY, "-m", "uvicorn", "webapp.config.asgi:application", "--host", host,
-             "--port", str(port), "--log-level", "info", "--lifespan", "off"],
-        )  # fmt: skip
+        process = self.spawn("web", commands.web(host, port))
         wait_for_port(port, 60, process)
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"  # noqa: S104
 
     def maybe_train_first_model(self) -> None:
-        if manage_output("shell", "-c", ACTIVE_MODEL_PROBE) == "yes":
+        # The exit status answers, not the text: `manage.py shell` prints banners of its own.
+        if manage("active_model", "--check", check=False).returncode == 0:
+            say("keeping the active model; train, judge and promote others on the Models page")
             return
         dataset = os.environ.get("DATASET_DIR")
         if not dataset:
             say("no model is active yet: uploads will wait in the queue.")
             say("  get one: DATASET_DIR=/path/to/HAM10000 make run   (trains and activates)")
+            say("  or:      the Models page (register a dataset, start a run, promote it)")
             say("  or:      .venv/bin/python manage.py import_model BUNDLE_DIR --activate")
             return
-        out = VAR / "bundles" / f"first-model-{time.strftime('%Y%m%d-%H%M%S')}"
         extra = shlex.split(os.environ.get("TRAIN_ARGS", ""))
-        say(f"no model is active: training one from {dataset} into {out} (progress below)…")
-        trainer = self.spawn(
-            "trainer", [PY, "-m", "ml", "train", "--data", dataset, "--out", str(out), *extra]
+        say(f"no model is active: the training worker trains one from {dataset}")
+        say("  (progress below and on the Models page; the portal is usable meanwhile)")
+        # Options given later win, so TRAIN_ARGS may replace the preset.
+        command = [PY, "manage.py", "train_model", "--dataset-dir", dataset, "--preset", "standard",
+                   *extra, "--wait", "--promote-if-none-active"]  # fmt: skip
+        self.jobs.append(
+            ("first model", subprocess.Popen(command, cwd=ROOT, start_new_session=True))
         )
-        code = trainer.wait()
-        self.processes.remove(("trainer", trainer))
-        if self.stopping:
-            return
-        if code != 0:
-            say(f"training failed (exit {code}); the portal keeps running without a model.")
-            return
-        manage("import_model", str(out / "bundle"), "--activate")
 
     def stop(self) -> None:
         if self.stopping:
             return
         self.stopping = True
         say("stopping…")
-        for name, process in reversed(self.processes):
+        for name, process in [*self.jobs, *reversed(self.processes)]:
             stop_process(process)
             say(f"stopped {name}")
         for service in reversed(self.services):
@@ -147,14 +137,14 @@ class Supervisor:
                 if process.poll() is not None:
                     say(f"{name} exited with code {process.returncode}; shutting down")
                     return 1
+            for job in list(self.jobs):
+                name, process = job
+                if process.poll() is not None:
+                    self.jobs.remove(job)
+                    outcome = "done" if process.returncode == 0 else "failed (see above)"
+                    say(f"{name}: {outcome}; the portal keeps running")
             time.sleep(1)
         return 0
-
-
-ACTIVE_MODEL_PROBE = (
-    "from webapp.modelops.selectors import model_version_get_active as g; "
-    "print('yes' if g() else 'no')"
-)
 
 
 def main() -> int:
@@ -171,7 +161,7 @@ def main() -> int:
     try:
         supervisor.start_services()
         supervisor.prepare_database()
-        supervisor.start_worker()
+        supervisor.start_workers()
         url = supervisor.start_web()
         say(f"SkinSight is running at {url}   (Ctrl-C stops everything)")
         supervisor.maybe_train_first_model()

@@ -18,6 +18,7 @@ from keras import layers
 
 from ml.classes import NUM_CLASSES
 from ml.pretrained import check_input_size, resolve_weights
+from ml.training_config import check_weight_decay
 
 # ImageNet statistics that DenseNet's Keras weights were trained with (RGB, 0..1 scale).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -36,8 +37,14 @@ def build_basic_cnn(num_classes: int = NUM_CLASSES, input_size: int = 224) -> ke
         x = layers.Dropout(0.3, name=f"dropout_{filters}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(32, activation="relu", name="dense_32")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = _probabilities(num_classes)(x)
     return keras.Model(inputs, outputs, name="basic_cnn")
+
+
+def _probabilities(num_classes: int) -> layers.Dense:
+    """The softmax output, in float32 even under mixed precision: float16 would round the small
+    probabilities of rare classes, which calibration and the refer decision depend on."""
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")
 
 
 def _backbone_weights(architecture: str, weights: Weights, weights_dir: Weights) -> str | None:
@@ -77,7 +84,7 @@ def build_mobilenet_v2(
     x = layers.Conv2D(head_filters, 3, padding="same", activation="relu", name="head_conv")(x)
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = _probabilities(num_classes)(x)
     return keras.Model(inputs, outputs, name="mobilenet_v2")
 
 
@@ -107,7 +114,7 @@ def build_densenet169(
     x = backbone(x)
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = _probabilities(num_classes)(x)
     return keras.Model(inputs, outputs, name="densenet169")
 
 
@@ -139,11 +146,6 @@ def unfreeze_top_layers(model: keras.Model, num_layers: int) -> None:
     for index, layer in enumerate(backbone.layers):
         is_batch_norm = isinstance(layer, layers.BatchNormalization)
         layer.trainable = index >= cutoff and not is_batch_norm
-
-
-def check_weight_decay(weight_decay: float) -> None:
-    if weight_decay < 0:
-        raise ValueError(f"weight decay must not be negative, not {weight_decay}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,13 +20,18 @@ import keras
 
 from ml.classes import CLASSES
 from ml.legacy_keras import is_legacy_config, legacy_h5_config, load_legacy_h5, load_legacy_pair
-from ml.manifest import BundleError, manifest_sha256, read_manifest, unpack_bundle, write_manifest
+from ml.manifest import (
+    METRICS_FILE,
+    MODEL_FILE,
+    SPLIT_FILE,
+    TRAINING_FILE,
+    BundleError,
+    OpenedBundle,
+    manifest_sha256,
+    open_bundle,
+    write_manifest,
+)
 from ml.preprocess import preprocessing_description
-
-MODEL_FILE = "model.keras"
-SPLIT_FILE = "split.json"
-TRAINING_FILE = "training.json"
-METRICS_FILE = "metrics.json"
 
 # How imported models expect their input; wrapping with these makes them take 0..255 like ours.
 INPUT_SCALINGS: dict[str, str] = {
@@ -124,29 +128,26 @@ def save_bundle(
 
 def load_bundle(path: str | Path) -> LoadedBundle:
     """Verify and load a bundle directory or ``.zip``."""
-    path = Path(path)
-    if path.is_file() and path.suffix == ".zip":
-        with tempfile.TemporaryDirectory(prefix="skinsight-bundle-") as scratch:
-            bundle_dir = unpack_bundle(path, Path(scratch) / "bundle")
-            loaded = _load_verified_dir(bundle_dir)
-        # The model lives in memory now; point at the archive the caller gave.
-        loaded.path = path
-        return loaded
-    return _load_verified_dir(path)
+    with open_bundle(path) as opened:
+        loaded = load_opened_bundle(opened)
+    # The model lives in memory now; point at what the caller gave, not a deleted scratch copy.
+    loaded.path = Path(path)
+    return loaded
 
 
-def _load_verified_dir(bundle_dir: Path) -> LoadedBundle:
-    manifest = read_manifest(bundle_dir, verify=True)
+def load_opened_bundle(opened: OpenedBundle) -> LoadedBundle:
+    """Load the Keras model of a bundle whose files ``open_bundle`` has just verified."""
+    manifest = opened.manifest
     model_file = manifest.get("model_file", MODEL_FILE)
-    if model_file not in manifest["files"]:
-        raise BundleError(f"bundle {bundle_dir}: manifest does not list model file {model_file}")
-    digest = manifest_sha256(bundle_dir)
+    model_path = opened.file(model_file)
+    if model_path is None:
+        raise BundleError(f"bundle {opened.path}: manifest does not list model file {model_file}")
     try:
-        model = keras.saving.load_model(bundle_dir / model_file, safe_mode=True)
+        model = keras.saving.load_model(model_path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for corrupt or unsafe files
-        raise BundleError(f"bundle {bundle_dir}: cannot load {model_file}: {exc}") from exc
-    _check_model_matches(model, manifest, str(bundle_dir))
-    return LoadedBundle(model, manifest, bundle_dir, digest)
+        raise BundleError(f"bundle {opened.path}: cannot load {model_file}: {exc}") from exc
+    _check_model_matches(model, manifest, str(opened.path))
+    return LoadedBundle(model, manifest, opened.path, manifest_sha256(opened.path))
 
 
 def _check_model_matches(model: keras.Model, manifest: dict[str, Any], where: str) -> None:

@@ -49,6 +49,16 @@ def apply_temperature(log_probs, temperature: float) -> np.ndarray:
     return np.exp(_log_softmax(z / temperature))
 
 
+def log_probabilities(probs) -> np.ndarray:
+    """Log of softmax outputs, clipped so a hard 0 does not become -inf."""
+    return np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
+
+
+def calibrate(probs, temperature: float) -> np.ndarray:
+    """Temperature-scaled class probabilities from a model's softmax outputs."""
+    return apply_temperature(log_probabilities(probs), temperature)
+
+
 def _nll(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
     """Mean negative log-likelihood of the true labels after scaling by 1/temperature."""
     return float(-_log_softmax(z / temperature)[np.arange(y.shape[0]), y].mean())

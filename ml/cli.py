@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ml.classes import CLASSES
-from ml.data import CLASS_WEIGHTINGS
-from ml.manifest import BundleError, read_manifest, unpack_bundle
-from ml.schedules import SCHEDULES
+from ml.manifest import BundleError, open_bundle
+from ml.training_config import ConfigError, add_training_options, options_from_args
 
 EXIT_USAGE = 2
-ARCHITECTURE_NAMES = ("basic_cnn", "mobilenet_v2", "densenet169")
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    from ml.data import DatasetError
+    from ml.datasets import DatasetError
     from ml.preprocess import ImageDecodeError
     from ml.pretrained import PretrainedWeightsUnavailable
 
@@ -38,40 +34,10 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         DatasetError,
         ImageDecodeError,
         PretrainedWeightsUnavailable,
+        ConfigError,
         FileExistsError,
         FileNotFoundError,
     )
-
-
-def _number(text: str, unit: str = "") -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):  # "nan" and "inf" parse as floats but mean nothing here
-        raise argparse.ArgumentTypeError(f"not a number{unit}: {text!r}")
-    return value
-
-
-def _positive_minutes(text: str) -> float:
-    value = _number(text, " of minutes")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 minutes, not {text}")
-    return value
-
-
-def _fraction_below_one(text: str) -> float:
-    value = _number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = _number(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--data",
+        dest="data_dir",
         required=True,
         type=Path,
         help="dataset folder (HAM10000 "
@@ -95,139 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--out",
+        dest="out_dir",
         type=Path,
         default=None,
         help="new run folder for bundle and report (default: runs/<architecture>-<UTC time>)",
     )
-    train.add_argument(
-        "--architecture",
-        choices=ARCHITECTURE_NAMES,
-        default="mobilenet_v2",
-        help="model to train (default: mobilenet_v2, ImageNet transfer learning)",
-    )
-    train.add_argument(
-        "--image-size", type=int, default=None, help="square input size in pixels (default: 224)"
-    )
-    train.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help="epochs per phase (default: the architecture's paper setting)",
-    )
-    train.add_argument(
-        "--head-epochs",
-        type=int,
-        default=None,
-        help="epochs of phase 1 (head only for transfer models); overrides --epochs",
-    )
-    train.add_argument(
-        "--fine-tune-epochs",
-        type=int,
-        default=None,
-        help="epochs of phase 2 (fine-tuning the upper backbone); 0 skips it; overrides --epochs",
-    )
-    train.add_argument("--learning-rate", type=float, default=None, help="phase-1 learning rate")
-    train.add_argument(
-        "--find-lr",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="run a learning-rate range test before phase 1 and train with its suggestion "
-        "(curve in OUT/report/lr_range.png); an explicit --learning-rate still wins "
-        "(default: on for densenet169 unless --learning-rate is given, off otherwise)",
-    )
-    train.add_argument(
-        "--fine-tune-learning-rate", type=float, default=None, help="phase-2 learning rate"
-    )
-    train.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        default="plateau",
-        help="learning-rate schedule per phase: plateau (constant, halved when validation loss "
-        "stalls for 3 epochs; the paper's) or cosine (one-epoch warm-up, then cosine decay "
-        "to 1%% of the rate) (default: plateau)",
-    )
-    train.add_argument(
-        "--max-minutes",
-        type=_positive_minutes,
-        default=None,
-        help="wall-clock cap on training: no epoch is started that would end past it, and "
-        "fine-tuning is skipped once it is reached (default: no cap)",
-    )
-    train.add_argument(
-        "--label-smoothing",
-        type=_fraction_below_one,
-        default=0.0,
-        help="train against targets mixed with this share of a uniform distribution, so the "
-        "model is not pushed to certainty on hard or mislabelled images (default: 0, off)",
-    )
-    train.add_argument(
-        "--weight-decay",
-        type=_non_negative,
-        default=0.0,
-        help="decoupled weight decay per step, scaled by the learning rate (AdamW for Adam, "
-        "SGD's own otherwise); biases and BatchNorm are not decayed (default: 0, off)",
-    )
-    train.add_argument(
-        "--colour-jitter",
-        type=_fraction_below_one,
-        default=0.0,
-        help="strength of random brightness, contrast and saturation changes during "
-        "training, e.g. 0.2; hue is never changed (default: 0, off)",
-    )
-    train.add_argument(
-        "--class-weighting",
-        choices=CLASS_WEIGHTINGS,
-        default="balanced",
-        help="loss weights against class imbalance: balanced (n/(k*count)), sqrt (softer), none",
-    )
-    train.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="batch size (default: 16 for basic_cnn, 32 for transfer models)",
-    )
-    train.add_argument("--seed", type=int, default=0, help="seed for split, shuffling, init")
-    train.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.15,
-        help="share of lesions for validation (default: 0.15)",
-    )
-    train.add_argument(
-        "--test-fraction",
-        type=float,
-        default=0.15,
-        help="share of lesions for the test split (default: 0.15)",
-    )
-    train.add_argument(
-        "--no-pretrained",
-        action="store_true",
-        help="train transfer models from random weights, not ImageNet",
-    )
-    train.add_argument(
-        "--weights-dir",
-        type=Path,
-        default=None,
-        help="folder with Keras ImageNet weight files (default: "
-        "$PRETRAINED_WEIGHTS_DIR, then ~/.keras/models, then download)",
-    )
-    train.add_argument(
-        "--fine-tune-layers",
-        type=int,
-        default=None,
-        help="backbone layers unfrozen in phase 2 (default: per architecture)",
-    )
-    train.add_argument(
-        "--limit-per-class",
-        type=int,
-        default=None,
-        help="use at most this many images per class (quick runs)",
-    )
-    train.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="do not cache decoded images in memory (for very large datasets)",
-    )
+    add_training_options(train)
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
     evaluate = commands.add_parser(
@@ -309,35 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     from ml.train import TrainConfig, train
 
-    out = args.out or Path("runs") / (f"{args.architecture}-{datetime.now(UTC):%Y%m%d-%H%M%S}")
-    config = TrainConfig(
-        data_dir=args.data,
-        out_dir=out,
-        architecture=args.architecture,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        head_epochs=args.head_epochs,
-        fine_tune_epochs=args.fine_tune_epochs,
-        learning_rate=args.learning_rate,
-        fine_tune_learning_rate=args.fine_tune_learning_rate,
-        class_weighting=args.class_weighting,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        no_pretrained=args.no_pretrained,
-        weights_dir=args.weights_dir,
-        fine_tune_layers=args.fine_tune_layers,
-        limit=args.limit_per_class,
-        cache=not args.no_cache,
-        find_lr=args.find_lr,
-        schedule=args.schedule,
-        max_minutes=args.max_minutes,
-        label_smoothing=args.label_smoothing,
-        weight_decay=args.weight_decay,
-        colour_jitter=args.colour_jitter,
-    )
-    bundle = train(config, progress=not args.quiet)
+    options = options_from_args(args)
+    if options.get("out_dir") is None:
+        stamp = datetime.now(UTC)
+        options["out_dir"] = Path("runs") / f"{options['architecture']}-{stamp:%Y%m%d-%H%M%S}"
+    bundle = train(TrainConfig.from_options(options), progress=not args.quiet)
     print(bundle)
     return 0
 
@@ -396,13 +212,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    path: Path = args.bundle
-    if path.is_file() and path.suffix == ".zip":
-        with tempfile.TemporaryDirectory(prefix="skinsight-inspect-") as scratch:
-            manifest = read_manifest(unpack_bundle(path, Path(scratch) / "bundle"))
-    else:
-        manifest = read_manifest(path, verify=True)
-    print(_manifest_summary(manifest))
+    with open_bundle(args.bundle) as opened:
+        print(_manifest_summary(opened.manifest))
     print("hashes: ok")
     return 0
 

@@ -13,22 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from ml.bundle import SPLIT_FILE, load_bundle
-from ml.data import DatasetError, detect_and_load, make_dataset, split_from_json
-from ml.manifest import BundleError, read_manifest, unpack_bundle
-
-
-def _recorded_split(bundle_path: Path) -> dict[str, Any] | None:
-    """The bundle's split.json, if it has one (read from a verified copy)."""
-    if bundle_path.is_file():
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="skinsight-eval-") as scratch:
-            return _recorded_split(unpack_bundle(bundle_path, Path(scratch) / "bundle"))
-    manifest = read_manifest(bundle_path, verify=True)
-    if SPLIT_FILE not in manifest["files"]:
-        return None
-    return json.loads((bundle_path / SPLIT_FILE).read_text(encoding="utf-8"))
+from ml.bundle import load_opened_bundle
+from ml.datasets import DatasetError, detect_and_load
+from ml.manifest import SPLIT_FILE, BundleError, open_bundle
+from ml.pipeline import make_dataset
+from ml.splits import split_from_json
 
 
 def evaluate_bundle(
@@ -40,17 +29,22 @@ def evaluate_bundle(
     batch_size: int = 32,
 ) -> dict[str, Any]:
     """Return ``{"metrics", "report", "selection", "count"}`` and write the report to out_dir."""
-    from ml.calibration import apply_temperature
+    from ml.calibration import calibrate
     from ml.metrics import classification_metrics
-    from ml.predict import log_probabilities
     from ml.reports import write_evaluation_report
 
     bundle_path = Path(bundle_path)
-    loaded = load_bundle(bundle_path)
+    with open_bundle(bundle_path) as opened:
+        loaded = load_opened_bundle(opened)
+        split_file = opened.file(SPLIT_FILE)
+        recorded = (
+            json.loads(split_file.read_text(encoding="utf-8"))
+            if split_file is not None and split != "all"
+            else None
+        )
     manifest = loaded.manifest
     samples = detect_and_load(data_dir)
     selection = "all images of the dataset"
-    recorded = _recorded_split(bundle_path) if split != "all" else None
     if recorded is not None:
         try:
             chosen = split_from_json(samples, recorded).parts()[split]
@@ -66,7 +60,7 @@ def evaluate_bundle(
     dataset = make_dataset(chosen, size, batch_size, training=False, cache=False)
     raw = np.asarray(loaded.model.predict(dataset, verbose=0), dtype=np.float64)
     temperature = float(manifest.get("calibration_temperature") or 1.0)
-    probs = apply_temperature(log_probabilities(raw), temperature)
+    probs = calibrate(raw, temperature)
     y_true = np.array([s.label_index for s in chosen], dtype=np.int64)
     if len(class_names) != probs.shape[1]:
         raise BundleError(f"bundle outputs {probs.shape[1]} classes, lists {len(class_names)}")

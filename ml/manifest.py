@@ -14,12 +14,21 @@ import hashlib
 import json
 import shutil
 import stat
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 MANIFEST_NAME = "manifest.json"
+# The files a bundle may hold besides the manifest.
+MODEL_FILE = "model.keras"
+SPLIT_FILE = "split.json"
+TRAINING_FILE = "training.json"
+METRICS_FILE = "metrics.json"
 SCHEMA_VERSION = 1
 REQUIRED_KEYS: tuple[str, ...] = (
     "architecture",
@@ -218,3 +227,27 @@ def _check_member(zip_path: Path, info: zipfile.ZipInfo, max_member_bytes: int) 
             f"{zip_path}: member {name!r} is {info.file_size} bytes, "
             f"more than the {max_member_bytes} allowed"
         )
+
+
+@dataclass(frozen=True)
+class OpenedBundle:
+    """A bundle directory whose every file has just been checked against its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    def file(self, name: str) -> Path | None:
+        """The path of a file the manifest lists, or None when the bundle has no such file."""
+        return self.path / name if name in self.manifest["files"] else None
+
+
+@contextmanager
+def open_bundle(path: str | Path) -> Iterator[OpenedBundle]:
+    """Verify a bundle folder, or unpack and verify a bundle ``.zip`` for the duration of the block."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        with tempfile.TemporaryDirectory(prefix="skinsight-bundle-") as scratch:
+            unpacked = unpack_bundle(path, Path(scratch) / "bundle")
+            yield OpenedBundle(unpacked, read_manifest(unpacked, verify=False))
+        return
+    yield OpenedBundle(path, read_manifest(path, verify=True))

@@ -13,16 +13,11 @@ from typing import Any
 import numpy as np
 
 from ml.bundle import LoadedBundle, load_bundle
-from ml.calibration import apply_temperature
+from ml.calibration import calibrate
 from ml.preprocess import decode_image, resize_batch
 
 # Keeps peak memory bounded when a caller hands over a large list at once.
 MAX_BATCH = 32
-
-
-def log_probabilities(probs: np.ndarray) -> np.ndarray:
-    """Log of softmax outputs, clipped so a hard 0 does not become -inf."""
-    return np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
 
 
 class Predictor:
@@ -65,7 +60,7 @@ class Predictor:
             batch = resize_batch(images[start : start + MAX_BATCH], self.input_size)
             outputs.append(np.asarray(self.model(batch, training=False)))
         raw = np.concatenate(outputs, axis=0)
-        return apply_temperature(log_probabilities(raw), self.temperature)
+        return calibrate(raw, self.temperature)
 
     def predict_bytes(self, blobs: Sequence[bytes]) -> np.ndarray:
         """Like ``predict_arrays`` for encoded images; raises ``ImageDecodeError`` on bad bytes."""

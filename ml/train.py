@@ -13,28 +13,32 @@ the range test ran).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ml.class_weights import class_weights
 from ml.classes import CLASSES, NUM_CLASSES
-from ml.data import (
+from ml.datasets import (
     DatasetError,
     Sample,
-    check_colour_jitter,
-    class_weights,
     dataset_fingerprint,
     detect_and_load,
-    grouped_stratified_split,
     limit_per_class,
-    make_dataset,
     require_dataset_dir,
 )
+from ml.pipeline import make_dataset
+from ml.progress import TrainingObserver, observer_callback
+from ml.splits import grouped_stratified_split
+from ml.training_config import TrainConfig, check_label_smoothing
+
+__all__ = ["TrainConfig", "train"]
 
 BUNDLE_SUBDIR = "bundle"
 REPORT_SUBDIR = "report"
@@ -42,48 +46,6 @@ LR_RANGE_PLOT = "lr_range.png"
 PREDICTIONS_FILE = "predictions.npz"
 # Batches the range test trains on; a module constant so tests can shorten it.
 LR_FINDER_STEPS = 100
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; ``None`` means the architecture's default."""
-
-    data_dir: str | Path
-    out_dir: str | Path
-    architecture: str = "basic_cnn"
-    image_size: int | None = None
-    epochs: int | None = None  # per phase
-    head_epochs: int | None = None  # phase 1 only; overrides `epochs`
-    fine_tune_epochs: int | None = None  # phase 2 only; overrides `epochs`
-    learning_rate: float | None = None
-    fine_tune_learning_rate: float | None = None
-    class_weighting: str = "balanced"
-    batch_size: int | None = None
-    seed: int = 0
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    no_pretrained: bool = False
-    weights_dir: str | Path | None = None
-    fine_tune_layers: int | None = None
-    limit: int | None = None  # max images per class, for quick runs
-    cache: bool | str = True
-    parent: str | None = None
-    # Learning-rate range test before phase 1; None: the architecture's default, skipped when
-    # `learning_rate` is given because its suggestion would not be used.
-    find_lr: bool | None = None
-    # "plateau" (the paper's ReduceLROnPlateau) or "cosine" (warm-up, then cosine decay).
-    schedule: str = "plateau"
-    # Wall-clock cap on the training phases: an epoch that would end past it is not started,
-    # and phase 2 is skipped once the cap is reached. None: no cap.
-    max_minutes: float | None = None
-    # Regularisers, all off by default (the paper used none of them): label smoothing of the
-    # training targets, decoupled weight decay, and colour jitter in the augmentation.
-    label_smoothing: float = 0.0
-    weight_decay: float = 0.0
-    colour_jitter: float = 0.0
-
-    def as_json(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
 def first_set(*values: int | None) -> int:
@@ -108,7 +70,7 @@ def augmented(model: Any, seed: int, colour_jitter: float = 0.0) -> Any:
     """
     import keras
 
-    from ml.data import build_augmenter
+    from ml.augment import build_augmenter
 
     size = model.input_shape[1:]
     return keras.Sequential(
@@ -122,8 +84,7 @@ def training_loss(label_smoothing: float = 0.0) -> Any:
     Keras' sparse cross-entropy cannot smooth, so smoothed targets are one-hot encoded inside
     the loss. It returns one value per sample, so class weights still apply per sample.
     """
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label smoothing must be at least 0 and below 1, not {label_smoothing}")
+    check_label_smoothing(label_smoothing)
     if not label_smoothing:
         return "sparse_categorical_crossentropy"
     import keras
@@ -141,7 +102,6 @@ def training_loss(label_smoothing: float = 0.0) -> Any:
 def _run_phase(
     model: Any,
     *,
-    name: str,
     make_optimizer: Any,
     learning_rate: float,
     schedule: str,
@@ -155,6 +115,8 @@ def _run_phase(
     deadline: float | None,
     loss: Any = "sparse_categorical_crossentropy",
     weight_decay: float = 0.0,
+    observer: TrainingObserver,
+    phase: str,
 ) -> tuple[dict[str, list[float]], bool]:
     """Fit for ``epochs`` and restore the weights of the epoch with the lowest val loss.
 
@@ -164,9 +126,10 @@ def _run_phase(
 
     from ml.schedules import learning_rate_logger, time_budget_callback, warmup_cosine
 
-    checkpoint = scratch / f"best-{name}.weights.h5"
+    checkpoint = scratch / f"best-{phase}.weights.h5"
     callbacks: list[Any] = [
         learning_rate_logger(),
+        observer_callback(observer, phase),
         keras.callbacks.ModelCheckpoint(
             checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True
         ),
@@ -205,26 +168,51 @@ def _run_phase(
     return {key: [float(v) for v in values] for key, values in history.history.items()}, stopped
 
 
+@contextlib.contextmanager
+def compute_precision(mixed: bool) -> Iterator[None]:
+    """Keras' global dtype policy for the block: ``mixed_float16`` when ``mixed``, else float32."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def float32_copy(model: Any, spec: Any, image_size: int) -> Any:
+    """The same architecture built in float32 with ``model``'s weights (kept in float32 anyway)."""
+    copy = spec.build(NUM_CLASSES, image_size, weights=None)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def _predict(model: Any, dataset: Any) -> np.ndarray:
     return np.asarray(model.predict(dataset, verbose=0), dtype=np.float64)
 
 
-def train(config: TrainConfig, progress: bool = True) -> Path:
-    """Run training as configured and return the path of the written bundle."""
-    from ml.architectures import (
-        check_weight_decay,
-        freeze_backbone,
-        get_architecture,
-        unfreeze_top_layers,
-    )
+def train(
+    config: TrainConfig, progress: bool = True, observer: TrainingObserver | None = None
+) -> Path:
+    """Run training as configured and return the path of the written bundle.
+
+    ``observer`` follows the run (stages, batches, epochs) and can stop it: ``TrainingCancelled`` is
+    raised at the next batch or step, before anything is written to the bundle folder.
+    """
+    from ml.architectures import freeze_backbone, get_architecture, unfreeze_top_layers
     from ml.bundle import save_bundle
-    from ml.calibration import apply_temperature, fit_temperature
+    from ml.calibration import calibrate, fit_temperature, log_probabilities
     from ml.metrics import classification_metrics
-    from ml.predict import log_probabilities
     from ml.preprocess import preprocessing_description
     from ml.pretrained import WEIGHT_FILES, resolve_weights
     from ml.reports import write_evaluation_report
-    from ml.schedules import check_schedule
+
+    config.validate()
+    observer = observer or TrainingObserver()
+
+    def say(message: str) -> None:
+        _say(progress, message)
+        observer.stage(message)
 
     spec = get_architecture(config.architecture)
     out_dir = Path(config.out_dir)
@@ -244,12 +232,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         else spec.find_learning_rate and config.learning_rate is None
     )
     use_pretrained = spec.transfer and not config.no_pretrained
-    check_schedule(config.schedule)
     loss = training_loss(config.label_smoothing)
-    check_colour_jitter(config.colour_jitter)
-    check_weight_decay(config.weight_decay)
-    if config.max_minutes is not None and config.max_minutes <= 0:
-        raise ValueError(f"max_minutes must be positive, not {config.max_minutes}")
 
     # Cheap checks first: a wrong folder or a missing weights file should fail before minutes of
     # data loading.
@@ -259,9 +242,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     import keras
 
     keras.utils.set_random_seed(config.seed)
+    say(f"loading data from {config.data_dir}")
     samples = detect_and_load(config.data_dir)
-    if config.limit:
-        samples = limit_per_class(samples, config.limit, config.seed)
+    if config.limit_per_class:
+        samples = limit_per_class(samples, config.limit_per_class, config.seed)
     split = grouped_stratified_split(
         samples, config.val_fraction, config.test_fraction, config.seed
     )
@@ -270,98 +254,110 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             f"{config.data_dir}: too few lesions for a train/validation split "
             f"({len(samples)} images); add images or lower --limit-per-class"
         )
-    _say(
-        progress,
+    say(
         f"data: {len(samples)} images; split {len(split.train)}/{len(split.val)}/"
-        f"{len(split.test)} train/val/test",
+        f"{len(split.test)} train/val/test"
     )
     fingerprint = dataset_fingerprint(samples)
 
-    model = spec.build(NUM_CLASSES, image_size, weights=weights_path)
-    cache = config.cache
-    train_ds = make_dataset(
-        split.train, image_size, batch_size, training=True, cache=cache, seed=config.seed
-    )
-    val_ds = make_dataset(split.val, image_size, batch_size, training=False, cache=cache)
-    weights = class_weights(split.train, mode=config.class_weighting)
-    steps_per_epoch = math.ceil(len(split.train) / batch_size)
+    # Under mixed precision the model computes in float16; the bundle is saved from a float32 copy.
+    with compute_precision(config.mixed_precision):
+        model = spec.build(NUM_CLASSES, image_size, weights=weights_path)
+        cache = config.cache
+        train_ds = make_dataset(
+            split.train, image_size, batch_size, training=True, cache=cache, seed=config.seed
+        )
+        val_ds = make_dataset(split.val, image_size, batch_size, training=False, cache=cache)
+        weights = class_weights(split.train, mode=config.class_weighting)
+        steps_per_epoch = math.ceil(len(split.train) / batch_size)
+        phase_names = ("head", "fine_tune") if spec.transfer else ("full",)
+        planned = [head_epochs] + ([tune_epochs] if spec.transfer and tune_epochs > 0 else [])
+        observer.plan(
+            [
+                {"name": name, "epochs": epochs, "steps_per_epoch": steps_per_epoch}
+                for name, epochs in zip(phase_names, planned, strict=False)
+            ]
+        )
 
-    trainer = augmented(model, config.seed, config.colour_jitter)
-    phases: list[dict[str, Any]] = []
-    lr_range: dict[str, Any] | None = None
-    started = time.monotonic()
-    deadline = started + 60 * config.max_minutes if config.max_minutes else None
-    stopped_by_budget = False
-    with tempfile.TemporaryDirectory(prefix="skinsight-train-") as scratch:
-        if spec.transfer:
-            freeze_backbone(model)
-        if find_lr:
-            lr_range = _find_phase1_learning_rate(
-                trainer, spec, train_ds, weights, out_dir / REPORT_SUBDIR, progress
-            )
-            if config.learning_rate is None:
-                learning_rate = lr_range["suggested"]
-        _say(progress, f"phase 1: {head_epochs} epoch(s), learning rate {learning_rate:.3g}")
-        history, stopped_by_budget = _run_phase(
-            trainer,
-            name="phase1",
-            make_optimizer=spec.make_optimizer,
-            learning_rate=learning_rate,
-            schedule=config.schedule,
-            train_ds=train_ds,
-            steps_per_epoch=steps_per_epoch,
-            val_ds=val_ds,
-            epochs=head_epochs,
-            weights=weights,
-            progress=progress,
-            scratch=Path(scratch),
-            deadline=deadline,
-            loss=loss,
-            weight_decay=config.weight_decay,
-        )
-        phases.append(
-            {
-                "name": "head" if spec.transfer else "full",
-                "learning_rate": learning_rate,
-                "history": history,
+        trainer = augmented(model, config.seed, config.colour_jitter)
+        phases: list[dict[str, Any]] = []
+        lr_range: dict[str, Any] | None = None
+        started = time.monotonic()
+        deadline = started + 60 * config.max_minutes if config.max_minutes else None
+        stopped_by_budget = False
+        with tempfile.TemporaryDirectory(prefix="skinsight-train-") as scratch:
+            if spec.transfer:
+                freeze_backbone(model)
+            if find_lr:
+                lr_range = _find_phase1_learning_rate(
+                    trainer, spec, train_ds, weights, out_dir / REPORT_SUBDIR, say
+                )
+                if config.learning_rate is None:
+                    learning_rate = lr_range["suggested"]
+            say(f"phase 1: {head_epochs} epoch(s), learning rate {learning_rate:.3g}")
+            # What both phases share; each adds its own rate, epochs and name.
+            fit = {
+                "make_optimizer": spec.make_optimizer,
+                "schedule": config.schedule,
+                "train_ds": train_ds,
+                "steps_per_epoch": steps_per_epoch,
+                "val_ds": val_ds,
+                "weights": weights,
+                "progress": progress,
+                "scratch": Path(scratch),
+                "deadline": deadline,
+                "loss": loss,
+                "weight_decay": config.weight_decay,
+                "observer": observer,
             }
-        )
-        if stopped_by_budget:
-            _say(progress, f"time budget of {config.max_minutes:g} min reached in phase 1")
-        if spec.transfer and tune_epochs > 0 and not stopped_by_budget:
-            unfreeze_top_layers(model, tune_layers)
-            _say(progress, f"phase 2: fine-tune top {tune_layers} layers, {tune_epochs} epoch(s)")
             history, stopped_by_budget = _run_phase(
                 trainer,
-                name="phase2",
-                make_optimizer=spec.make_optimizer,
-                learning_rate=tune_learning_rate,
-                schedule=config.schedule,
-                train_ds=train_ds,
-                steps_per_epoch=steps_per_epoch,
-                val_ds=val_ds,
-                epochs=tune_epochs,
-                weights=weights,
-                progress=progress,
-                scratch=Path(scratch),
-                deadline=deadline,
-                loss=loss,
-                weight_decay=config.weight_decay,
+                learning_rate=learning_rate,
+                epochs=head_epochs,
+                phase=phase_names[0],
+                **fit,
+            )
+            phases.append(
+                {
+                    "name": phase_names[0],
+                    "learning_rate": learning_rate,
+                    "history": history,
+                }
             )
             if stopped_by_budget:
-                _say(progress, f"time budget of {config.max_minutes:g} min reached in phase 2")
-            phases.append(
-                {"name": "fine_tune", "learning_rate": tune_learning_rate, "history": history}
-            )
+                say(f"time budget of {config.max_minutes:g} min reached in phase 1")
+            if spec.transfer and tune_epochs > 0 and not stopped_by_budget:
+                unfreeze_top_layers(model, tune_layers)
+                say(f"phase 2: fine-tune top {tune_layers} layers, {tune_epochs} epoch(s)")
+                history, stopped_by_budget = _run_phase(
+                    trainer,
+                    learning_rate=tune_learning_rate,
+                    epochs=tune_epochs,
+                    phase=phase_names[1],
+                    **fit,
+                )
+                if stopped_by_budget:
+                    say(f"time budget of {config.max_minutes:g} min reached in phase 2")
+                phases.append(
+                    {
+                        "name": phase_names[1],
+                        "learning_rate": tune_learning_rate,
+                        "history": history,
+                    }
+                )
+    if config.mixed_precision:
+        model = float32_copy(model, spec, image_size)
     seconds = time.monotonic() - started
+    observer.check_stop("after training, before evaluation")
 
+    say("evaluating: temperature on validation, metrics on the held-out split")
     val_probs = _predict(model, val_ds)
     temperature = fit_temperature(log_probabilities(val_probs), _labels(split.val))
     evaluation_name = "test" if split.test else "val"
     evaluation = split.test or split.val
     eval_ds = make_dataset(evaluation, image_size, batch_size, training=False, cache=False)
     raw_probs = _predict(model, eval_ds)
-    probs = apply_temperature(log_probabilities(raw_probs), temperature)
+    probs = calibrate(raw_probs, temperature)
     y_true = _labels(evaluation)
     metrics = classification_metrics(y_true, probs, CLASSES)
     # Raw outputs of both held-out splits, so decision rules can be studied without retraining.
@@ -378,6 +374,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         temperature=np.array(temperature),
     )
     metrics["evaluated_on"] = evaluation_name
+    observer.check_stop("before saving the bundle")
 
     merged = _merge_histories(phases)
     training = {
@@ -417,7 +414,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         title=f"{spec.name} on {evaluation_name} split",
         extra={"temperature": temperature, "bundle": str(bundle), "seconds": round(seconds, 1)},
     )
-    _say(progress, f"bundle written to {bundle}")
+    say(f"bundle written to {bundle}")
     return bundle
 
 
@@ -427,7 +424,7 @@ def _find_phase1_learning_rate(
     train_ds: Any,
     weights: dict[int, float],
     report_dir: Path,
-    progress: bool,
+    say: Any,
 ) -> dict[str, Any]:
     """Range-test phase 1 as it will run (same wrapper, optimizer kind, data, class weights).
 
@@ -436,7 +433,7 @@ def _find_phase1_learning_rate(
     """
     from ml.lr_finder import find_learning_rate, plot_lr_range
 
-    _say(progress, f"learning-rate range test: up to {LR_FINDER_STEPS} batches")
+    say(f"learning-rate range test: up to {LR_FINDER_STEPS} batches")
     result = find_learning_rate(
         trainer,
         train_ds,
@@ -445,8 +442,7 @@ def _find_phase1_learning_rate(
         class_weight=weights,
     )
     plot = plot_lr_range(result, report_dir / LR_RANGE_PLOT)
-    _say(
-        progress,
+    say(
         f"learning-rate range test: suggested {result.suggested:.3g} "
         f"({len(result.learning_rates)} batches; curve in {plot})",
     )

@@ -57,7 +57,7 @@ def shared_dir() -> Path:
 def s3_client():
     from django.conf import settings
 
-    from deploy.local_services import s3_client as make_client
+    from webapp.storage.store import s3_client as make_client
 
     return make_client(
         settings.S3_ENDPOINT_URL, settings.S3_ACCESS_KEY_ID, settings.S3_SECRET_ACCESS_KEY
@@ -95,8 +95,8 @@ def broker_queue_length():
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """A real model bundle: the paper's basic CNN trained for one epoch on tiny generated images."""
-    from ml.data import write_tiny_dataset
     from ml.train import TrainConfig, train
+    from tests.ml.synthetic import write_tiny_dataset
 
     root = tmp_path_factory.mktemp("tiny-model")
     data = write_tiny_dataset(root / "data", per_class=6, size=32, seed=0)
@@ -136,3 +136,42 @@ def active_tiny_model(tiny_bundle):
 
     call_command("import_model", str(tiny_bundle), "--activate", "--name", "tiny-test")
     return model_version_get_active()
+
+
+@pytest.fixture(scope="session")
+def training_dataset_dir(tmp_path_factory):
+    """A tiny HAM10000-layout folder (84 images, 42 lesions) a training run can use end to end."""
+    from tests.ml.synthetic import write_tiny_dataset
+
+    return write_tiny_dataset(
+        tmp_path_factory.mktemp("training-data") / "ham", per_class=12, size=32
+    )
+
+
+@pytest.fixture
+def admin(db):
+    from tests.factories import AdminFactory
+
+    return AdminFactory()
+
+
+@pytest.fixture
+def registered_dataset(admin, training_dataset_dir):
+    from webapp.modelops.services import dataset_register
+
+    return dataset_register(
+        name="tiny-ham",
+        location_kind="folder",
+        location=str(training_dataset_dir),
+        created_by=admin,
+    )
+
+
+# A basic CNN on the tiny images: seconds per run on two cores.
+TINY_RUN_OPTIONS = {
+    "architecture": "basic_cnn",
+    "image_size": 32,
+    "head_epochs": 2,
+    "batch_size": 8,
+    "learning_rate": 0.01,
+}

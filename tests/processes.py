@@ -2,11 +2,11 @@
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from deploy import commands
 from deploy.local_services import free_port, stop_process, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,24 +33,33 @@ def service_env() -> dict[str, str]:
     return env
 
 
-def start_worker(log_path: Path, concurrency: int = 1) -> subprocess.Popen:
+def _spawn(command: list[str], log_path: Path) -> subprocess.Popen:
     log = log_path.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "inference",
-         "-c", str(concurrency), "--without-gossip", "--without-mingle", "--loglevel", "INFO",
-         "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"],
-        cwd=ROOT, env=service_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        command,
+        cwd=ROOT,
+        env=service_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{os.getpid()}-{time.monotonic_ns()}"
+
+
+def start_worker(log_path: Path, concurrency: int = 1) -> subprocess.Popen:
+    return _spawn(commands.inference_worker(_unique("test"), concurrency), log_path)
+
+
+def start_training_worker(log_path: Path) -> subprocess.Popen:
+    return _spawn(commands.training_worker(_unique("test-training")), log_path)
 
 
 def start_web(log_path: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    log = log_path.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "webapp.config.asgi:application",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=service_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    process = _spawn(commands.web("127.0.0.1", port), log_path)
     wait_for_port(port, 60, process)
     return process, f"http://127.0.0.1:{port}"
 

@@ -31,6 +31,10 @@ if "S3_ENDPOINT_URL" not in os.environ:
     os.environ["S3_BUCKET"] = "skinsight-test"
     os.environ["SKINSIGHT_TEST_START_S3"] = "1"
 
+# Tiny datasets and quick heartbeats for the training tests (workers inherit these).
+os.environ.setdefault("TRAINING_MIN_IMAGES_PER_CLASS", "3")
+os.environ.setdefault("TRAINING_HEARTBEAT_SECONDS", "1")
+
 os.environ.setdefault(
     "SKINSIGHT_VAR_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), "skinsight-test-var")
 )

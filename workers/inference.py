@@ -5,7 +5,6 @@ import time
 
 from django.conf import settings
 
-from webapp.cases import storage
 from webapp.cases.models import CaseStatus
 from webapp.cases.services import (
     case_claim_for_classification,
@@ -13,6 +12,7 @@ from webapp.cases.services import (
     case_record_prediction,
 )
 from webapp.modelops.selectors import model_version_get_active
+from webapp.storage import store
 from workers.model_cache import get_predictor
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def classify_case(*, case_id: int) -> str:
         )
         return FAILED
 
-    data = storage.read_bytes(case.image_key)
+    data = store.read(case.image_key, what=f"the photo of case {case.public_id}")
     started = time.perf_counter()
     try:
         probabilities = predictor.predict_bytes([data])[0]
@@ -60,8 +60,8 @@ def classify_case(*, case_id: int) -> str:
 
     class_names = predictor.manifest["class_names"]
     by_class = {name: float(p) for name, p in zip(class_names, probabilities, strict=True)}
-    result_key = storage.result_key_for(case.public_id, version.name)
-    storage.put_json(
+    result_key = store.case_result_key(case.public_id, version.name)
+    store.put_json(
         result_key,
         {
             "case": str(case.public_id),
@@ -71,6 +71,7 @@ def classify_case(*, case_id: int) -> str:
             "top_class": max(by_class, key=by_class.get),
             "latency_ms": latency_ms,
         },
+        what=f"the result of case {case.public_id}",
     )
     case_record_prediction(
         case_id=case_id,

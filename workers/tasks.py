@@ -8,10 +8,14 @@ from django.db import InterfaceError, OperationalError
 
 from webapp.cases.models import CaseStatus
 from webapp.cases.services import case_mark_finished_without_result
-from webapp.cases.storage import StorageUnavailable
-from webapp.config.celery import CLASSIFY_TASK, app
+from webapp.config.celery import CLASSIFY_TASK, EVALUATE_TASK, REAP_TASK, TRAIN_TASK, app
+from webapp.modelops.models import ModelVersion
+from webapp.modelops.services import training_runs_reap_stale
+from webapp.storage.store import StorageUnavailable
+from workers.evaluation import evaluate_version
 from workers.inference import WAITING_FOR_MODEL, classify_case
 from workers.model_cache import ModelUnavailable
+from workers.training import fail_runs_of_dead_processes, train_run
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,34 @@ def classify(self, case_id: int) -> str:
                 "please upload the photo again or contact your clinician.",
             )
             return "failed"
-        countdown = min(5 * 2**self.request.retries, 300)
+        countdown = min(5 * 2**self.request.retries, settings.CLASSIFY_MAX_BACKOFF)
         logger.warning("case %s: %s; retrying in %ss", case_id, type(exc).__name__, countdown)
         raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@app.task(
+    name=TRAIN_TASK,
+    # Acknowledged when it starts: a run is never redelivered (it could take hours twice). Its row
+    # guards it instead: claimed once, kept alive by a heartbeat, failed by the reaper when its worker
+    # dies (see workers/signals.py and `modelops.reap_stale_runs`).
+    acks_late=False,
+    soft_time_limit=settings.TRAINING_TIME_LIMIT,
+    time_limit=settings.TRAINING_TIME_LIMIT + 300,
+)
+def train(run_id: int) -> str:
+    return train_run(run_id=run_id)
+
+
+@app.task(name=EVALUATE_TASK, acks_late=False, time_limit=settings.TRAINING_TIME_LIMIT)
+def evaluate(version_id: int) -> str:
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None:
+        return "gone"
+    evaluate_version(version)
+    return "evaluated"
+
+
+@app.task(name=REAP_TASK, acks_late=True, time_limit=120)
+def reap_stale_runs() -> dict:
+    found = fail_runs_of_dead_processes()
+    return {**training_runs_reap_stale(), "dead_processes": found}

@@ -1,43 +1,21 @@
 """A person in a real browser: sign up, upload a photo, see the result arrive without reloading."""
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import chromium
 from tests.processes import start_web, start_worker, stop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.e2e]
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture
 def browser(stack):
-    """Launched after the stack: Playwright's sync API runs an event loop in this thread, where
-    Django refuses database access, so every database fixture must be set up before it."""
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (the CI script does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    """Launched after the stack, so every database fixture is set up before it."""
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

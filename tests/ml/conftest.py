@@ -17,7 +17,7 @@ TINY_SIZE = 32
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ml.data import write_tiny_dataset
+    from tests.ml.synthetic import write_tiny_dataset
 
     return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ham", per_class=6, size=TINY_SIZE)
 

@@ -6,19 +6,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ml.class_weights import class_weights
 from ml.classes import CLASSES
-from ml.data import (
+from ml.datasets import (
     DatasetError,
     Sample,
-    class_weights,
     detect_and_load,
-    grouped_stratified_split,
     load_class_folders,
     load_confirmed_cases_snapshot,
     load_ham10000,
-    make_dataset,
-    write_tiny_dataset,
 )
+from ml.pipeline import make_dataset
+from ml.splits import grouped_stratified_split
+from tests.ml.synthetic import write_tiny_dataset
 
 from .conftest import SHARED
 
@@ -40,7 +40,9 @@ def test_missing_image_is_named(tiny_dataset: Path, tmp_path: Path) -> None:
     root = _copy(tiny_dataset, tmp_path)
     victim = next(root.rglob("ISIC_9000003.jpg"))
     victim.unlink()
-    with pytest.raises(DatasetError, match=r"1 of 42 images .* not found.*ISIC_9000003"):
+    with pytest.raises(
+        DatasetError, match=r"1 problem.*\n- .* row \d+: image ISIC_9000003 not found"
+    ):
         load_ham10000(root)
 
 

@@ -18,6 +18,7 @@ from ml.lr_finder import (
     suggest_learning_rate,
 )
 from ml.train import LR_RANGE_PLOT, REPORT_SUBDIR, TrainConfig, train
+from ml.training_config import options_from_args
 
 FEATURES = 8
 CLASSES = 3
@@ -138,7 +139,7 @@ def test_only_densenet_runs_the_range_test_by_default() -> None:
 )
 def test_cli_flag(flag: list[str], expected: bool | None) -> None:
     args = build_parser().parse_args(["train", "--data", "d", *flag])
-    assert args.find_lr is expected
+    assert TrainConfig.from_options(options_from_args(args)).find_lr is expected
 
 
 def test_train_uses_and_records_the_suggestion(

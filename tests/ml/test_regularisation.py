@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ml.architectures import ARCHITECTURES
-from ml.data import build_augmenter
+from ml.augment import build_augmenter
 from ml.train import TrainConfig, train, training_loss
 
 

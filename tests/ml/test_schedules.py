@@ -68,5 +68,5 @@ def test_time_budget_stops_after_the_first_epoch(tiny_dataset: Path, tmp_path: P
 
 
 def test_non_positive_budget_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="max_minutes must be positive"):
+    with pytest.raises(ValueError, match="max_minutes must be a positive number"):
         train(_config(tiny_dataset, tmp_path / "run", max_minutes=0), progress=False)

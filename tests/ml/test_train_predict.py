@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from ml.classes import CLASSES
-from ml.data import load_ham10000
+from ml.datasets import load_ham10000
 from ml.evaluate import evaluate_bundle
 from ml.manifest import read_manifest
 from ml.predict import Predictor
@@ -105,7 +105,8 @@ def test_uploaded_png_and_jpeg_of_same_pixels_agree(trained_run: Path) -> None:
 
 
 def test_class_weighting_modes_order_the_pull_on_rare_classes() -> None:
-    from ml.data import Sample, class_weights
+    from ml.class_weights import class_weights
+    from ml.datasets import Sample
 
     samples = [Sample(Path(f"{i}.jpg"), 5, f"L{i}", f"I{i}") for i in range(90)]
     samples += [Sample(Path(f"r{i}.jpg"), 3, f"R{i}", f"R{i}") for i in range(10)]

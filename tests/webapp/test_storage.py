@@ -1,23 +1,59 @@
 import json
+import uuid
 
 import pytest
 
-from webapp.cases import storage
+from webapp.storage import store
 
 
 def test_result_json_is_rewritten_in_place_by_a_retried_job(bucket_keys, s3_client, settings):
-    key = storage.result_key_for("case-uuid", "model-a")
-    storage.put_json(key, {"attempt": 1})
-    storage.put_json(key, {"attempt": 2})
+    key = store.case_result_key("case-uuid", "model-a")
+    store.put_json(key, {"attempt": 1}, what="a result")
+    store.put_json(key, {"attempt": 2}, what="a result")
     assert {k for k in bucket_keys("cases/results/case-uuid/")} == {key}
     body = s3_client.get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read()
     assert json.loads(body) == {"attempt": 2}
 
 
 def test_uploads_never_overwrite_an_existing_key(bucket_keys):
-    key = storage.new_image_key("jpg")
-    storage.put_bytes(key, b"first")
-    with pytest.raises(storage.StorageUnavailable, match="fresh key"):
-        storage.put_bytes(key, b"second")
-    assert storage.read_bytes(key) == b"first"
+    key = store.case_image_key("jpg")
+    store.put_new(key, b"first", what="the photo")
+    with pytest.raises(store.StorageUnavailable, match="the photo under a fresh key"):
+        store.put_new(key, b"second", what="the photo")
+    assert store.read(key, what="the photo") == b"first"
     assert {k for k in bucket_keys("cases/images/") if k.startswith(key[:-4])} == {key}
+
+
+def test_a_missing_object_is_named_as_missing_not_as_an_outage():
+    with pytest.raises(store.ObjectMissing, match=r"model bundle x \(models/x/none.zip\) does not"):
+        store.read("models/x/none.zip", what="model bundle x")
+
+
+def test_an_unreachable_store_names_what_was_being_read(settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            **settings.STORAGES["default"],
+            "OPTIONS": {
+                **settings.STORAGES["default"]["OPTIONS"],
+                "endpoint_url": "http://127.0.0.1:9",
+            },
+        },
+    }
+    # Overriding STORAGES resets Django's storage handler, so the next read uses the dead endpoint.
+    with pytest.raises(store.StorageUnavailable, match="Could not read model bundle y"):
+        store.read("models/y/a.zip", what="model bundle y")
+
+
+def test_prefix_listing_and_deletion(bucket_keys):
+    # The bucket outlives each test: a fresh prefix keeps other tests' objects out of the count.
+    base = f"training/runs/{uuid.uuid4().hex}"
+    for name in ("a", "b"):
+        store.put(f"{base}/r1/{name}.txt", b"x", what="a log")
+    store.put(f"{base}/r2/keep.txt", b"x", what="a log")
+    assert [k for k, _ in store.list_prefix(f"{base}/r1/", what="logs")] == [
+        f"{base}/r1/a.txt",
+        f"{base}/r1/b.txt",
+    ]
+    assert store.delete_prefix_quietly(f"{base}/r1/") == 2
+    assert bucket_keys(f"{base}/") == {f"{base}/r2/keep.txt"}

@@ -35,7 +35,9 @@ def broken_version(**overrides) -> ModelVersion:
         "manifest": {"class_names": []},
     }
     fields.update(overrides)
-    return model_version_activate(version=ModelVersion.objects.create(**fields))
+    version = ModelVersion.objects.create(**fields)
+    model_version_activate(version=version, reason="test: a broken bundle")
+    return version
 
 
 def test_missing_bundle_is_refused_with_its_key(queued_case):

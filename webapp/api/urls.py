@@ -2,7 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authtoken.views import obtain_auth_token
 
-from webapp.api import views
+from webapp.api import modelops, views
 
 app_name = "api"
 
@@ -10,5 +10,26 @@ urlpatterns = [
     path("auth/token/", obtain_auth_token, name="token"),
     path("cases/", views.CaseListCreateView.as_view(), name="case-list"),
     path("cases/<uuid:public_id>/", views.CaseDetailView.as_view(), name="case-detail"),
+    path("training-runs/", modelops.TrainingRunListCreateView.as_view(), name="run-list"),
+    path(
+        "training-runs/<uuid:public_id>/",
+        modelops.TrainingRunDetailView.as_view(),
+        name="run-detail",
+    ),
+    path(
+        "training-runs/<uuid:public_id>/cancel/",
+        modelops.TrainingRunCancelView.as_view(),
+        name="run-cancel",
+    ),
+    path("datasets/", modelops.DatasetListCreateView.as_view(), name="dataset-list"),
+    path("models/", modelops.ModelVersionListView.as_view(), name="model-list"),
+    path("models/active/", modelops.ActiveModelView.as_view(), name="model-active"),
+    path("models/rollback/", modelops.ModelRollbackView.as_view(), name="model-rollback"),
+    path("models/<str:name>/", modelops.ModelVersionDetailView.as_view(), name="model-detail"),
+    path(
+        "models/<str:name>/promote/",
+        modelops.ModelVersionPromoteView.as_view(),
+        name="model-promote",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

@@ -7,7 +7,6 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from webapp.accounts.models import Role
 from webapp.api.serializers import CaseStateSerializer, CaseUploadSerializer
-from webapp.cases import storage
 from webapp.cases.imaging import ImageRejected
 from webapp.cases.selectors import (
     case_get_for_user,
@@ -18,6 +17,7 @@ from webapp.cases.selectors import (
 from webapp.cases.services import CasePermissionDenied, case_create_from_file, case_create_from_url
 from webapp.cases.url_fetch import UrlRejected
 from webapp.modelops.selectors import model_version_get_active
+from webapp.storage import store
 
 
 class CaseListCreateView(GenericAPIView):
@@ -78,7 +78,7 @@ class CaseListCreateView(GenericAPIView):
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except CasePermissionDenied as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
-        except storage.StorageUnavailable as exc:
+        except store.StorageUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(case_state(result.case), status=code)

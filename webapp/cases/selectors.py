@@ -7,6 +7,7 @@ from django.urls import reverse
 from ml.classes import CLASS_NAMES
 from webapp.accounts.models import Role, User
 from webapp.cases.models import Case, CaseStatus
+from webapp.modelops.selectors import model_version_get_active
 
 
 def case_visible_to(user: User) -> QuerySet[Case]:
@@ -55,8 +56,6 @@ def case_state(case: Case, *, model_active: bool | None = None) -> dict:
 
     `model_active` lets a list look the active model up once instead of once per queued case.
     """
-    from webapp.modelops.selectors import model_version_get_active
-
     prediction = getattr(case, "prediction", None)
     state = {
         "id": str(case.public_id),

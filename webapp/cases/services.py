@@ -11,7 +11,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from webapp.accounts.models import User
-from webapp.cases import storage
 from webapp.cases.imaging import (
     ImageRejected,
     NormalizedImage,
@@ -29,6 +28,7 @@ from webapp.cases.models import (
 from webapp.cases.selectors import case_group_name, case_state, patients_selectable_by
 from webapp.cases.url_fetch import fetch_url
 from webapp.config.celery import CLASSIFY_TASK, app
+from webapp.storage import store
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def case_create(
         if existing is not None:
             return CaseCreated(case=existing, created=False)
 
-    key = storage.put_bytes(storage.new_image_key(image.extension), image.content)
+    key = store.put_new(store.case_image_key(image.extension), image.content, what="the photo")
     try:
         with transaction.atomic():
             lesion = Lesion.objects.create(patient=patient, body_site=body_site[:64])
@@ -100,7 +100,7 @@ def case_create(
             )
             transaction.on_commit(lambda: classify_enqueue(case.pk))
     except IntegrityError:
-        storage.delete_quietly(key)
+        store.delete_quietly(key)
         if idempotency_key:
             # Two requests with one key raced; the other one won and is the answer.
             existing = Case.objects.filter(
@@ -110,7 +110,7 @@ def case_create(
                 return CaseCreated(case=existing, created=False)
         raise
     except BaseException:
-        storage.delete_quietly(key)
+        store.delete_quietly(key)
         raise
     return CaseCreated(case=case, created=True)
 
@@ -199,7 +199,7 @@ def case_publish(*, case_id: int) -> None:
         return
     try:
         async_to_sync(layer.group_send)(
-            case_group_name(case), {"type": "case.update", "state": case_state(case)}
+            case_group_name(case), {"type": "state.update", "state": case_state(case)}
         )
     except Exception:
         logger.warning("live push for case %s failed; the page will poll", case_id, exc_info=True)

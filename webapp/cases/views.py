@@ -4,7 +4,6 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from webapp.cases import storage
 from webapp.cases.forms import UploadForm
 from webapp.cases.imaging import ImageRejected
 from webapp.cases.selectors import (
@@ -19,6 +18,7 @@ from webapp.cases.services import (
     case_create_from_url,
 )
 from webapp.cases.url_fetch import UrlRejected
+from webapp.storage import store
 
 
 @login_required
@@ -43,7 +43,7 @@ def upload(request):
                 result = case_create_from_url(url=form.cleaned_data["image_url"], **common)
         except (ImageRejected, UrlRejected, CasePermissionDenied) as exc:
             form.add_error(None, str(exc))
-        except storage.StorageUnavailable as exc:
+        except store.StorageUnavailable as exc:
             return render(
                 request, "cases/upload.html", {"form": form, "error": str(exc)}, status=503
             )
@@ -75,8 +75,8 @@ def image(request, public_id):
     """Stream the stored copy to an authorised user; never a public bucket URL."""
     case = case_get_for_user(user=request.user, public_id=public_id)
     try:
-        content = storage.read_bytes(case.image_key)
-    except storage.StorageUnavailable as exc:
+        content = store.read(case.image_key, what="the photo")
+    except store.StorageUnavailable as exc:
         return HttpResponse(str(exc), status=503, content_type="text/plain")
     response = HttpResponse(content, content_type=case.image_content_type)
     response["Content-Disposition"] = "inline"

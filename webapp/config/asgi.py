@@ -12,13 +12,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from webapp.cases.routing import websocket_urlpatterns  # noqa: E402
+from webapp.cases.routing import websocket_urlpatterns as case_sockets  # noqa: E402
+from webapp.modelops.routing import websocket_urlpatterns as run_sockets  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(URLRouter(case_sockets + run_sockets))
         ),
     }
 )

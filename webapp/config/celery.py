@@ -10,3 +10,6 @@ app = Celery("skinsight")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 CLASSIFY_TASK = "cases.classify"
+TRAIN_TASK = "modelops.train"
+EVALUATE_TASK = "modelops.evaluate"
+REAP_TASK = "modelops.reap_stale_runs"

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
+    "webapp.storage",
     "webapp.accounts",
     "webapp.cases",
     "webapp.modelops",
@@ -165,10 +166,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "inference"
-CELERY_TASK_ROUTES = {"cases.*": {"queue": "inference"}, "modelops.*": {"queue": "training"}}
-# Must exceed the longest task (training runs); otherwise Redis redelivers a job that is still running.
+# Queues get what each needs. Classification jobs are short and acknowledged late: a job whose worker
+# died is redelivered after the visibility timeout, so that timeout is kept short (it must exceed a job's
+# time limit plus its longest retry back-off, or a job still waiting would be delivered twice).
+# Training runs last hours: they are acknowledged when they start, never redelivered, and guarded by
+# their database row instead (claimed once, heartbeat, failed by the reaper when their worker dies).
+CELERY_TASK_ROUTES = {
+    "cases.*": {"queue": "inference"},
+    "modelops.train": {"queue": "training"},
+    "modelops.evaluate": {"queue": "training"},
+    "modelops.reap_stale_runs": {"queue": "inference"},
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600),
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 15 * 60),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
@@ -200,8 +210,9 @@ STORAGES = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {**_S3_OPTIONS, "file_overwrite": False},
     },
-    # Results are keyed by case and model version: a retried job rewrites the same object in one PUT.
-    "results": {
+    # Results, logs and progress are keyed by what made them: a retried job rewrites the same object in
+    # one PUT.
+    "overwrite": {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {**_S3_OPTIONS, "file_overwrite": True},
     },
@@ -223,11 +234,48 @@ URL_FETCH_ALLOWED_NETWORKS = [
 
 # --- Models ------------------------------------------------------------------------------------------
 MODEL_CACHE_DIR = Path(os.environ.get("MODEL_CACHE_DIR", VAR_DIR / "model-cache"))
+# Loaded models kept per worker process: the active one and the one before it (rollback, re-runs).
+MODEL_CACHE_VERSIONS = env_int("MODEL_CACHE_VERSIONS", 2)
 CLASSIFY_SOFT_TIME_LIMIT = env_int("CLASSIFY_SOFT_TIME_LIMIT", 120)
 CLASSIFY_TIME_LIMIT = env_int("CLASSIFY_TIME_LIMIT", 180)
 CLASSIFY_MAX_RETRIES = env_int("CLASSIFY_MAX_RETRIES", 8)
 # A job that has killed its worker this many times is failed with a reason instead of retried forever.
 CLASSIFY_MAX_ATTEMPTS = env_int("CLASSIFY_MAX_ATTEMPTS", 3)
+CLASSIFY_MAX_BACKOFF = 300
+if (
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    <= CLASSIFY_TIME_LIMIT + CLASSIFY_MAX_BACKOFF
+):
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must exceed CLASSIFY_TIME_LIMIT plus the longest retry back-off "
+        f"({CLASSIFY_TIME_LIMIT + CLASSIFY_MAX_BACKOFF} s), or a waiting job is delivered twice."
+    )
+
+# --- Retraining ------------------------------------------------------------------------------------
+TRAINING_WORK_DIR = Path(os.environ.get("TRAINING_WORK_DIR", VAR_DIR / "training"))
+PRETRAINED_WEIGHTS_DIR = os.environ.get("PRETRAINED_WEIGHTS_DIR") or None
+# Server folders that may be registered as datasets; empty allows any absolute folder.
+DATASET_FOLDER_ROOTS = [Path(p) for p in env_list("DATASET_FOLDER_ROOTS")]
+TRAINING_MIN_IMAGES_PER_CLASS = env_int("TRAINING_MIN_IMAGES_PER_CLASS", 10)
+TRAINING_TIME_LIMIT = env_int("TRAINING_TIME_LIMIT", 24 * 3600)
+# A running run writes a heartbeat this often; one silent for the timeout is failed by the reaper.
+TRAINING_HEARTBEAT_SECONDS = env_int("TRAINING_HEARTBEAT_SECONDS", 5)
+TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 120)
+# A queued run nobody claimed for this long is sent again (its message was lost with the broker).
+TRAINING_REQUEUE_AFTER = env_int("TRAINING_REQUEUE_AFTER", 10 * 60)
+# Share of the first registered dataset's lesions frozen as the evaluation set, and its seed.
+EVALUATION_SET_FRACTION = float(os.environ.get("EVALUATION_SET_FRACTION", "0.15"))
+EVALUATION_SET_SEED = env_int("EVALUATION_SET_SEED", 0)
+# Promotion is refused when balanced accuracy or melanoma sensitivity on the evaluation set falls by
+# more than this (absolute) below the active model's, unless the admin writes a reason.
+PROMOTION_MAX_DROP = float(os.environ.get("PROMOTION_MAX_DROP", "0.02"))
+REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-training-runs": {
+        "task": "modelops.reap_stale_runs",
+        "schedule": REAPER_INTERVAL_SECONDS,
+    },
+}
 
 # --- REST API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -241,6 +289,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {"uploads": os.environ.get("UPLOAD_RATE", "60/hour")},
+    "EXCEPTION_HANDLER": "webapp.api.exceptions.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "SkinSight API",

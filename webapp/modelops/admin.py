@@ -1,35 +1,62 @@
-from django.contrib import admin, messages
+"""Django admin views of the registry: read-only. Training, promotion and rollback live on the model
+operations pages (`/modelops/`), which record who did what and why."""
 
-from webapp.modelops.models import ModelVersion
-from webapp.modelops.services import model_version_activate
+from django.contrib import admin
+
+from webapp.modelops.models import (
+    Dataset,
+    DatasetSnapshot,
+    EvaluationSet,
+    ModelEvaluation,
+    ModelEvent,
+    ModelVersion,
+    TrainingRun,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ReadOnlyAdmin):
     list_display = ("name", "architecture", "status", "created_at", "activated_at")
     list_filter = ("status", "architecture")
-    readonly_fields = (
-        "name",
-        "architecture",
-        "bundle_key",
-        "sha256",
-        "manifest",
-        "metrics",
-        "parent",
-        "created_by",
-        "created_at",
-        "activated_at",
-        "status",
-    )
-    actions = ["activate"]
 
-    @admin.action(description="Activate the selected model (exactly one)")
-    def activate(self, request, queryset):
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one model to activate.", messages.ERROR)
-            return
-        version = model_version_activate(version=queryset.get())
-        self.message_user(request, f"{version.name} is now the active model.")
 
-    def has_add_permission(self, request):
-        return False
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    list_display = ("public_id", "status", "requested_by", "dataset", "created_at", "finished_at")
+    list_filter = ("status",)
+
+
+@admin.register(ModelEvent)
+class ModelEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "action", "version", "previous", "actor")
+
+
+@admin.register(ModelEvaluation)
+class ModelEvaluationAdmin(ReadOnlyAdmin):
+    list_display = ("model_version", "evaluation_set", "created_at")
+
+
+@admin.register(Dataset)
+class DatasetAdmin(ReadOnlyAdmin):
+    list_display = ("name", "location_kind", "location", "created_at")
+
+
+@admin.register(EvaluationSet)
+class EvaluationSetAdmin(ReadOnlyAdmin):
+    list_display = ("sha256", "dataset", "image_count", "created_at")
+
+
+@admin.register(DatasetSnapshot)
+class DatasetSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ("sha256", "dataset", "image_count", "created_at")

@@ -1,5 +1,11 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
+
+
+class ImmutableRecord(RuntimeError):
+    """A registry row's identity or lineage was about to change; those never change."""
 
 
 class ModelStatus(models.TextChoices):
@@ -9,7 +15,13 @@ class ModelStatus(models.TextChoices):
 
 
 class ModelVersion(models.Model):
-    """A registered model bundle in object storage. Bundles are immutable: a new model is a new row."""
+    """A registered model bundle in object storage. Bundles are immutable: a new model is a new row.
+
+    Only `status` and `activated_at` ever change after creation (promotion and rollback move them);
+    everything that says what the model is and where it came from is fixed when it is registered.
+    """
+
+    MUTABLE_FIELDS = frozenset({"status", "activated_at"})
 
     name = models.CharField(max_length=120, unique=True)
     architecture = models.CharField(max_length=64)
@@ -21,16 +33,32 @@ class ModelVersion(models.Model):
     manifest = models.JSONField()
     metrics = models.JSONField(default=dict, blank=True)
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    training_run = models.OneToOneField(
+        "TrainingRun",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="model_version",
+        help_text="the run that trained it (none for imported models)",
+    )
+    snapshot = models.ForeignKey(
+        "DatasetSnapshot",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="model_versions",
+        help_text="the frozen data it was trained on",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
         constraints = [
             # At most one model answers patients at any time.
             models.UniqueConstraint(
@@ -43,6 +71,224 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
 
+    def save(self, *args, **kwargs):
+        # An integrity guard, not business logic: an existing row may only move its status.
+        update_fields = kwargs.get("update_fields")
+        existing = self.pk is not None and not self._state.adding
+        if existing and (update_fields is None or not set(update_fields) <= self.MUTABLE_FIELDS):
+            raise ImmutableRecord(
+                f"model version {self.name} is immutable; only its status can change"
+            )
+        super().save(*args, **kwargs)
+
     @property
     def class_names(self) -> list[str]:
         return list(self.manifest.get("class_names", []))
+
+
+class DatasetLocation(models.TextChoices):
+    FOLDER = "folder", "Folder on the training server"
+    S3 = "s3", "Prefix in the object store"
+
+
+class Dataset(models.Model):
+    """A registered base dataset in the HAM10000 layout (metadata CSV plus images below it)."""
+
+    name = models.SlugField(max_length=80, unique=True)
+    location_kind = models.CharField(max_length=8, choices=DatasetLocation.choices)
+    location = models.CharField(
+        max_length=1024, help_text="absolute folder path, or key prefix in the bucket"
+    )
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvaluationSet(models.Model):
+    """The frozen split every candidate is judged on. Carved once, by lesion, from a dataset; every
+    training snapshot leaves its lesions and images out, so no training run ever sees it."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="evaluation_sets")
+    sha256 = models.CharField(max_length=64, unique=True)
+    key = models.CharField(max_length=255)
+    image_count = models.PositiveIntegerField()
+    class_counts = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"evaluation set {self.sha256[:12]} ({self.image_count} images of {self.dataset})"
+
+
+class DatasetSnapshot(models.Model):
+    """The exact data of a training run: image references, labels and content hashes, in S3.
+
+    The same data gives the same sha256, so repeating a run reuses its snapshot."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    key = models.CharField(max_length=255)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="snapshots")
+    evaluation_set = models.ForeignKey(
+        EvaluationSet,
+        on_delete=models.PROTECT,
+        related_name="snapshots",
+        help_text="left out of this snapshot",
+    )
+    image_count = models.PositiveIntegerField()
+    class_counts = models.JSONField()
+    confirmed_case_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.sha256[:12]} ({self.image_count} images)"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PREPARING = "preparing", "Preparing data"
+    TRAINING = "training", "Training"
+    EVALUATING = "evaluating", "Evaluating"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+RUN_TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+RUN_IN_PROGRESS = frozenset({RunStatus.PREPARING, RunStatus.TRAINING, RunStatus.EVALUATING})
+
+# Forward only; a run is claimed once (queued → preparing), so it never executes twice.
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.PREPARING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.PREPARING: frozenset({RunStatus.TRAINING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.TRAINING: frozenset({RunStatus.EVALUATING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.EVALUATING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+class TrainingRun(models.Model):
+    """One retraining job: what an admin asked for, the data it froze, and how it went."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="training_runs"
+    )
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="training_runs")
+    include_confirmed_cases = models.BooleanField(default=False)
+    preset = models.CharField(max_length=16, blank=True)
+    options = models.JSONField(help_text="training options (preset plus explicit choices)")
+    repeat_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="repeats"
+    )
+    snapshot = models.ForeignKey(
+        DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    status = models.CharField(
+        max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    status_reason = models.TextField(blank=True)
+    problems = models.JSONField(default=list, blank=True, help_text="what was wrong with the data")
+    progress = models.JSONField(default=dict, blank=True)
+    device = models.CharField(max_length=200, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    artefacts = models.JSONField(default=dict, blank=True, help_text="name → object key")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in RUN_TERMINAL
+
+
+class ModelEvaluation(models.Model):
+    """A model's numbers on an evaluation set; the judge compares these, never training-time ones."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="evaluations"
+    )
+    evaluation_set = models.ForeignKey(
+        EvaluationSet, on_delete=models.PROTECT, related_name="evaluations"
+    )
+    metrics = models.JSONField()
+    artefacts = models.JSONField(default=dict, blank=True, help_text="plot name → object key")
+    seen_in_training = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="evaluation images the model trained or validated on (unknown when empty)",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "evaluation_set"], name="one_evaluation_per_set"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version.name} on {self.evaluation_set}"
+
+
+class ModelEventAction(models.TextChoices):
+    PROMOTE = "promote", "Promoted"
+    ROLLBACK = "rollback", "Rolled back"
+    ACTIVATE = "activate", "Activated from the command line"
+
+
+class ModelEvent(models.Model):
+    """Append-only record of which model answers patients and why it changed: who, when, from which."""
+
+    action = models.CharField(max_length=16, choices=ModelEventAction.choices)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    previous = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    reason = models.TextField(blank=True)
+    gate = models.JSONField(default=dict, blank=True, help_text="the comparison promotion checked")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.version.name}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ImmutableRecord("model events are append-only")
+        super().save(*args, **kwargs)

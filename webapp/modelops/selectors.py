@@ -1,5 +1,339 @@
-from webapp.modelops.models import ModelStatus, ModelVersion
+"""Reads for models and training runs. Pages, the REST API and live pushes all send these dicts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import Http404
+from django.urls import reverse
+
+from ml.classes import CLASS_NAMES, CLASSES
+from webapp.modelops.models import (
+    Dataset,
+    EvaluationSet,
+    ModelEvaluation,
+    ModelEvent,
+    ModelStatus,
+    ModelVersion,
+    RunStatus,
+    TrainingRun,
+)
+
+# The two numbers promotion guards, with how the page names them.
+GATED_METRICS = (
+    ("balanced_accuracy", "Balanced accuracy"),
+    ("melanoma_sensitivity", "Melanoma sensitivity"),
+)
+
+
+# The comparison table: key of `metric_summary`, label, and whether a higher number is better.
+SUMMARY_ROWS = (
+    ("balanced_accuracy", "Balanced accuracy (mean recall over the 7 classes)", True),
+    ("melanoma_sensitivity", "Melanoma sensitivity (melanomas found)", True),
+    ("melanoma_specificity", "Melanoma specificity (non-melanomas not called melanoma)", True),
+    ("accuracy", "Accuracy", True),
+    ("macro_f1", "Macro F1", True),
+    ("macro_auc", "Macro ROC AUC", True),
+    ("ece", "Calibration error (ECE, lower is better)", False),
+)
 
 
 def model_version_get_active() -> ModelVersion | None:
     return ModelVersion.objects.filter(status=ModelStatus.ACTIVE).first()
+
+
+def model_versions_list() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.select_related("parent", "created_by", "training_run")
+
+
+def model_version_get(*, name: str) -> ModelVersion:
+    version = model_versions_list().filter(name=name).first()
+    if version is None:
+        raise Http404("No such model version.")
+    return version
+
+
+def evaluation_set_current() -> EvaluationSet | None:
+    """The one frozen evaluation set: the first ever made (later runs are judged on it too)."""
+    return EvaluationSet.objects.order_by("created_at", "id").first()
+
+
+def evaluation_get(version: ModelVersion, evaluation_set: EvaluationSet | None):
+    if evaluation_set is None:
+        return None
+    return ModelEvaluation.objects.filter(
+        model_version=version, evaluation_set=evaluation_set
+    ).first()
+
+
+def metric_summary(metrics: dict) -> dict:
+    """The headline numbers of a `classification_metrics` dict, flat, for tables and the gate."""
+    melanoma = metrics.get("melanoma") or {}
+    return {
+        "n": metrics.get("n"),
+        "accuracy": metrics.get("accuracy"),
+        "balanced_accuracy": metrics.get("balanced_accuracy"),
+        "macro_f1": metrics.get("macro_f1"),
+        "melanoma_sensitivity": melanoma.get("sensitivity"),
+        "melanoma_specificity": melanoma.get("specificity"),
+        "ece": metrics.get("ece"),
+        "macro_auc": (metrics.get("roc_auc") or {}).get("macro"),
+    }
+
+
+def promotion_gate(candidate: ModelVersion) -> dict:
+    """What promoting ``candidate`` would change, and whether it may happen without a reason.
+
+    Refused (``passed`` false) when the candidate or the active model lacks an evaluation on the
+    frozen set, or when balanced accuracy or melanoma sensitivity falls by more than the margin.
+    """
+    evaluation_set = evaluation_set_current()
+    active = model_version_get_active()
+    margin = settings.PROMOTION_MAX_DROP
+    gate: dict = {
+        "evaluation_set": evaluation_set.sha256 if evaluation_set else None,
+        "margin": margin,
+        "candidate": candidate.name,
+        "active": active.name if active else None,
+        "checks": [],
+        "reasons": [],
+        "warnings": [],
+    }
+    reasons = gate["reasons"]
+    if active is not None and active.pk == candidate.pk:
+        reasons.append(f"{candidate.name} is already the active model.")
+    mine = evaluation_get(candidate, evaluation_set)
+    if evaluation_set is None:
+        reasons.append("No evaluation set exists yet, so the candidate cannot be judged.")
+    elif mine is None:
+        reasons.append(
+            f"{candidate.name} has not been evaluated on evaluation set {evaluation_set.sha256[:12]}."
+        )
+    theirs = evaluation_get(active, evaluation_set) if active else None
+    if active is not None and evaluation_set is not None and theirs is None:
+        reasons.append(
+            f"The active model {active.name} has not been evaluated on evaluation set "
+            f"{evaluation_set.sha256[:12]}, so there is nothing to compare with."
+        )
+    if mine is not None and mine.seen_in_training:
+        gate["warnings"].append(
+            f"{candidate.name} saw {mine.seen_in_training} of the evaluation images in training: "
+            "its numbers are optimistic."
+        )
+    if theirs is not None and theirs.seen_in_training:
+        gate["warnings"].append(
+            f"The active model saw {theirs.seen_in_training} of the evaluation images in training: "
+            "its numbers are optimistic."
+        )
+    if mine is not None and theirs is not None:
+        new, old = metric_summary(mine.metrics), metric_summary(theirs.metrics)
+        for key, label in GATED_METRICS:
+            drop = None if new[key] is None or old[key] is None else old[key] - new[key]
+            passed = drop is not None and drop <= margin
+            gate["checks"].append(
+                {
+                    "metric": key,
+                    "label": label,
+                    "candidate": new[key],
+                    "active": old[key],
+                    "drop": drop,
+                    "passed": passed,
+                }
+            )
+            if not passed:
+                reasons.append(
+                    f"{label} would fall from {_pct(old[key])} to {_pct(new[key])}, "
+                    f"more than the allowed {margin * 100:.1f} points."
+                )
+    gate["passed"] = not reasons
+    return gate
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def comparison(candidate: ModelVersion) -> dict:
+    """The candidate beside the active model on the frozen evaluation set, class by class."""
+    evaluation_set = evaluation_set_current()
+    active = model_version_get_active()
+    mine = evaluation_get(candidate, evaluation_set)
+    theirs = (
+        evaluation_get(active, evaluation_set) if active and active.pk != candidate.pk else None
+    )
+    per_class = []
+    for code in CLASSES:
+        row = {"code": code, "name": CLASS_NAMES[code]}
+        for side, evaluation in (("candidate", mine), ("active", theirs)):
+            stats = (evaluation.metrics.get("per_class") or {}).get(code) if evaluation else None
+            row[side] = stats
+            if stats and "support" not in row:
+                row["support"] = stats.get("support")
+        per_class.append(row)
+    mine_summary, theirs_summary = _summary(mine), _summary(theirs)
+    rows = []
+    for key, label, higher_is_better in SUMMARY_ROWS:
+        new = mine_summary.get(key) if mine_summary else None
+        old = theirs_summary.get(key) if theirs_summary else None
+        better = None
+        if isinstance(new, float) and isinstance(old, float) and new != old:
+            better = "candidate" if (new > old) == higher_is_better else "active"
+        rows.append({"label": label, "candidate": new, "active": old, "better": better})
+    matrices = [
+        {
+            "title": f"{side_version.name} ({side})",
+            "rows": list(zip(CLASSES, evaluation.metrics["confusion_matrix"], strict=True)),
+        }
+        for side, side_version, evaluation in (
+            ("candidate", candidate, mine),
+            ("active", active, theirs),
+        )
+        if evaluation is not None
+    ]
+    return {
+        "evaluation_set": evaluation_set,
+        "candidate": {"version": candidate, "evaluation": mine, "summary": mine_summary},
+        "active": {"version": active, "evaluation": theirs, "summary": theirs_summary},
+        "summary_rows": rows,
+        "per_class": per_class,
+        "matrices": matrices,
+        "classes": CLASSES,
+        "gate": promotion_gate(candidate),
+    }
+
+
+def _summary(evaluation: ModelEvaluation | None) -> dict | None:
+    return metric_summary(evaluation.metrics) if evaluation else None
+
+
+def model_events_list() -> QuerySet[ModelEvent]:
+    return ModelEvent.objects.select_related("version", "previous", "actor")
+
+
+def datasets_list() -> QuerySet[Dataset]:
+    return Dataset.objects.all()
+
+
+def training_runs_list() -> QuerySet[TrainingRun]:
+    return TrainingRun.objects.select_related(
+        "requested_by", "dataset", "snapshot", "model_version"
+    )
+
+
+def training_run_get(*, public_id) -> TrainingRun:
+    run = training_runs_list().filter(public_id=public_id).first()
+    if run is None:
+        raise Http404("No such training run.")
+    return run
+
+
+def training_run_group_name(run: TrainingRun) -> str:
+    return f"training-run-{run.public_id}"
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def training_run_state(run: TrainingRun) -> dict:
+    """The one representation of a run: its page, the JSON view, the REST API and the push send it."""
+    version = getattr(run, "model_version", None)
+    snapshot = run.snapshot
+    return {
+        "id": str(run.public_id),
+        "status": run.status,
+        "status_label": RunStatus(run.status).label,
+        "finished": run.is_finished,
+        "reason": run.status_reason,
+        "problems": run.problems,
+        "requested_by": run.requested_by.username,
+        "dataset": run.dataset.name,
+        "include_confirmed_cases": run.include_confirmed_cases,
+        "preset": run.preset,
+        "options": run.options,
+        "repeat_of": str(run.repeat_of.public_id) if run.repeat_of_id else None,
+        "device": run.device,
+        "worker": run.worker,
+        "cancel_requested": run.cancel_requested_at is not None,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "heartbeat_at": _iso(run.heartbeat_at),
+        "progress": run.progress,
+        "snapshot": (
+            {
+                "sha256": snapshot.sha256,
+                "image_count": snapshot.image_count,
+                "class_counts": snapshot.class_counts,
+                "evaluation_set": snapshot.evaluation_set.sha256,
+            }
+            if snapshot
+            else None
+        ),
+        "model_version": version.name if version else None,
+        "model_url": reverse("modelops:version", kwargs={"name": version.name})
+        if version
+        else None,
+        "page_url": reverse("modelops:run", kwargs={"public_id": run.public_id}),
+        "log_url": (
+            reverse("modelops:run-artefact", kwargs={"public_id": run.public_id, "name": "log"})
+            if "log" in run.artefacts
+            else None
+        ),
+    }
+
+
+ARCHITECTURE_LABELS = {
+    "basic_cnn": "a small convolutional network trained from scratch (the source paper's basic CNN)",
+    "mobilenet_v2": "MobileNetV2 pretrained on ImageNet photos and fine-tuned on skin-lesion images",
+    "densenet169": "DenseNet169 pretrained on ImageNet photos and fine-tuned on skin-lesion images",
+}
+# Below this recall on the evaluation set, the card says plainly that the model often misses a class.
+WEAK_RECALL = 0.5
+
+
+def model_card(version: ModelVersion) -> dict:
+    """The model's card in plain language, built from its bundle manifest and its evaluation."""
+    manifest = version.manifest
+    evaluation_set = evaluation_set_current()
+    evaluation = evaluation_get(version, evaluation_set)
+    metrics = evaluation.metrics if evaluation else None
+    source = "the frozen evaluation set"
+    if metrics is None and version.metrics:
+        metrics = version.metrics
+        source = f"its own held-out {version.metrics.get('evaluated_on', 'test')} split"
+    summary = metric_summary(metrics) if metrics else None
+    per_class = []
+    weak = []
+    for code in version.class_names:
+        stats = (metrics or {}).get("per_class", {}).get(code)
+        per_class.append({"code": code, "name": CLASS_NAMES.get(code, code), "stats": stats})
+        if stats and stats.get("support") and stats["recall"] < WEAK_RECALL:
+            weak.append(
+                f"{CLASS_NAMES.get(code, code)} ({code}): it finds {stats['recall'] * 100:.0f}%"
+            )
+    snapshot = version.snapshot
+    return {
+        "version": version,
+        "architecture_label": ARCHITECTURE_LABELS.get(version.architecture, version.architecture),
+        "input_size": manifest.get("input_size"),
+        "created_at": manifest.get("created_at"),
+        "dataset": {
+            "name": snapshot.dataset.name if snapshot else None,
+            "images": snapshot.image_count if snapshot else None,
+            "class_counts": snapshot.class_counts if snapshot else None,
+            "sha256": manifest.get("dataset_sha256"),
+        },
+        "metrics_source": source if metrics else None,
+        "evaluation_set": evaluation_set if evaluation else None,
+        "seen_in_training": evaluation.seen_in_training if evaluation else None,
+        "summary": summary,
+        "per_class": per_class,
+        "weak_classes": weak,
+        "temperature": manifest.get("calibration_temperature"),
+        "parent": version.parent,
+        "training_run": version.training_run,
+        "events": ModelEvent.objects.filter(version=version).select_related("actor", "previous")[
+            :5
+        ],
+    }

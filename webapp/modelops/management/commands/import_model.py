@@ -25,5 +25,7 @@ class Command(BaseCommand):
             raise CommandError(f"Refused bundle {bundle}: {exc}") from exc
         self.stdout.write(f"Registered model {version.name} ({version.architecture}).")
         if activate:
-            model_version_activate(version=version)
+            model_version_activate(
+                version=version, reason="manage.py import_model --activate (command line)"
+            )
             self.stdout.write(self.style.SUCCESS(f"Activated {version.name}."))

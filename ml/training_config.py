@@ -1,0 +1,415 @@
+"""What a training run depends on, in one home: the config, its checks, the named recipes and the options.
+
+The command line (`python -m ml train`), the benchmark (`bench/train_ham10000`) and the portal's training task
+all build a ``TrainConfig`` through ``TrainConfig.from_options``, from a preset and the options a person set.
+Pure Python: the web process validates a requested run with it before anything is queued.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ml.augment import check_colour_jitter
+from ml.class_weights import CLASS_WEIGHTINGS
+from ml.schedules import SCHEDULES, check_schedule
+
+ARCHITECTURE_NAMES = ("basic_cnn", "mobilenet_v2", "densenet169")
+PRESETS = ("quick", "standard")
+
+
+class ConfigError(ValueError):
+    """A training option that no run could use; the message names the option."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; ``None`` means the architecture's default."""
+
+    data_dir: str | Path
+    out_dir: str | Path
+    architecture: str = "basic_cnn"
+    image_size: int | None = None
+    epochs: int | None = None  # per phase
+    head_epochs: int | None = None  # phase 1 only; overrides `epochs`
+    fine_tune_epochs: int | None = None  # phase 2 only; overrides `epochs`
+    learning_rate: float | None = None
+    fine_tune_learning_rate: float | None = None
+    class_weighting: str = "balanced"
+    batch_size: int | None = None
+    seed: int = 0
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    no_pretrained: bool = False
+    weights_dir: str | Path | None = None
+    fine_tune_layers: int | None = None
+    limit_per_class: int | None = None  # max images per class, for quick runs
+    cache: bool | str = True
+    parent: str | None = None
+    # Learning-rate range test before phase 1; None: the architecture's default, skipped when
+    # `learning_rate` is given because its suggestion would not be used.
+    find_lr: bool | None = None
+    # "plateau" (the paper's ReduceLROnPlateau) or "cosine" (warm-up, then cosine decay).
+    schedule: str = "plateau"
+    # Wall-clock cap on the training phases: an epoch that would end past it is not started,
+    # and phase 2 is skipped once the cap is reached. None: no cap.
+    max_minutes: float | None = None
+    # Regularisers, all off by default (the paper used none of them): label smoothing of the
+    # training targets, decoupled weight decay, and colour jitter in the augmentation.
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+    colour_jitter: float = 0.0
+    # float16 compute with float32 weights: on a GPU, twice the throughput; the bundle is saved in
+    # float32 either way, so serving never depends on it.
+    mixed_precision: bool = False
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], **overrides: Any) -> TrainConfig:
+        """A config from option values keyed by field name; keys that are not fields are ignored."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in {**options, **overrides}.items() if k in names}
+        return cls(**values)
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+    def validate(self) -> TrainConfig:
+        """Raise ``ConfigError`` naming the first option that no run could use; return self."""
+        try:
+            self._check()
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return self
+
+    def _check(self) -> None:
+        if self.architecture not in ARCHITECTURE_NAMES:
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; "
+                f"choose one of {', '.join(ARCHITECTURE_NAMES)}"
+            )
+        for name in ("image_size", "batch_size", "limit_per_class", "fine_tune_layers"):
+            _check_whole(name, getattr(self, name), minimum=1)
+        for name in ("epochs", "head_epochs", "fine_tune_epochs"):
+            _check_whole(name, getattr(self, name), minimum=0)
+        for name in ("learning_rate", "fine_tune_learning_rate", "max_minutes"):
+            value = getattr(self, name)
+            if value is not None and not (_finite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, not {value!r}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(
+                f"class weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, "
+                f"not {self.class_weighting!r}"
+            )
+        check_schedule(self.schedule)
+        check_label_smoothing(self.label_smoothing)
+        check_weight_decay(self.weight_decay)
+        check_colour_jitter(self.colour_jitter)
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not (_finite(value) and 0 <= value < 1):
+                raise ValueError(f"{name} must be at least 0 and below 1, not {value!r}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction and test_fraction must sum to less than 1")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_whole(name: str, value: Any, *, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
+
+
+def check_label_smoothing(label_smoothing: float) -> None:
+    if not (_finite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
+        raise ValueError(f"label smoothing must be at least 0 and below 1, not {label_smoothing}")
+
+
+def check_weight_decay(weight_decay: float) -> None:
+    if not (_finite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight decay must not be negative, not {weight_decay}")
+
+
+# --- named recipes ----------------------------------------------------------------------------------
+
+# "standard" is what docs/model-card.md measured for each architecture on HAM10000 (2 CPU cores, under an
+# hour); DenseNet169 has no measured recipe yet, so it keeps the paper's epochs with the cosine schedule.
+# "quick" checks that a recipe and its data work end to end in minutes; its model is not for patients.
+_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "standard": {
+        "mobilenet_v2": {
+            "image_size": 192,
+            "batch_size": 32,
+            "head_epochs": 2,
+            "fine_tune_epochs": 20,
+            "fine_tune_layers": 100,
+            "fine_tune_learning_rate": 2e-4,
+            "class_weighting": "sqrt",
+            "schedule": "cosine",
+            "max_minutes": 57.0,
+        },
+        "basic_cnn": {
+            "image_size": 64,
+            "batch_size": 16,
+            "head_epochs": 40,
+            "fine_tune_epochs": 0,
+            "learning_rate": 0.01,
+            "class_weighting": "sqrt",
+            "schedule": "plateau",
+            "max_minutes": 30.0,
+        },
+        "densenet169": {"class_weighting": "sqrt", "schedule": "cosine"},
+    },
+    "quick": {
+        "mobilenet_v2": {
+            "image_size": 128,
+            "batch_size": 32,
+            "head_epochs": 1,
+            "fine_tune_epochs": 2,
+            "fine_tune_layers": 100,
+            "fine_tune_learning_rate": 2e-4,
+            "class_weighting": "sqrt",
+            "schedule": "cosine",
+            "max_minutes": 15.0,
+        },
+        "basic_cnn": {
+            "image_size": 64,
+            "batch_size": 16,
+            "head_epochs": 5,
+            "fine_tune_epochs": 0,
+            "learning_rate": 0.01,
+            "class_weighting": "sqrt",
+            "schedule": "plateau",
+            "max_minutes": 15.0,
+        },
+        "densenet169": {
+            "image_size": 128,
+            "head_epochs": 1,
+            "fine_tune_epochs": 1,
+            "find_lr": False,
+            "class_weighting": "sqrt",
+            "schedule": "cosine",
+            "max_minutes": 20.0,
+        },
+    },
+}
+
+
+def preset_options(preset: str, architecture: str) -> dict[str, Any]:
+    """The options a named recipe sets for ``architecture`` (explicit options override them)."""
+    if preset not in _PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if architecture not in ARCHITECTURE_NAMES:
+        raise ConfigError(
+            f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURE_NAMES)}"
+        )
+    return {"architecture": architecture, **_PRESETS[preset][architecture]}
+
+
+# --- command-line options -----------------------------------------------------------------------------
+
+
+def _number(text: str, unit: str = "") -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):  # "nan" and "inf" parse as floats but mean nothing here
+        raise argparse.ArgumentTypeError(f"not a number{unit}: {text!r}")
+    return value
+
+
+def positive_minutes(text: str) -> float:
+    value = _number(text, " of minutes")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 minutes, not {text}")
+    return value
+
+
+def fraction_below_one(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, not {text}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {text}")
+    return value
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The options that set a ``TrainConfig``; each ``dest`` is the field it sets.
+
+    An option left out is absent from the parsed namespace (``SUPPRESS``), so a preset, and after it the
+    config's own defaults, fill it: ``TrainConfig.from_options({**preset, **vars(args)})``.
+    """
+    unset = argparse.SUPPRESS
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default=unset,
+        help="named recipe: standard (the one docs/model-card.md measured for the architecture) "
+        "or quick (minutes, to check a set-up); explicit options override it "
+        "(default: none, the architecture's paper settings)",
+    )
+    parser.add_argument(
+        "--architecture",
+        choices=ARCHITECTURE_NAMES,
+        default=unset,
+        help="model to train (default: mobilenet_v2, ImageNet transfer learning)",
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=unset, help="square input size in pixels (default: 224)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=unset,
+        help="epochs per phase (default: the architecture's paper setting)",
+    )
+    parser.add_argument(
+        "--head-epochs",
+        type=int,
+        default=unset,
+        help="epochs of phase 1 (head only for transfer models); overrides --epochs",
+    )
+    parser.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=unset,
+        help="epochs of phase 2 (fine-tuning the upper backbone); 0 skips it; overrides --epochs",
+    )
+    parser.add_argument("--learning-rate", type=float, default=unset, help="phase-1 learning rate")
+    parser.add_argument(
+        "--find-lr",
+        action=argparse.BooleanOptionalAction,
+        default=unset,
+        help="run a learning-rate range test before phase 1 and train with its suggestion "
+        "(curve in OUT/report/lr_range.png); an explicit --learning-rate still wins "
+        "(default: on for densenet169 unless --learning-rate is given, off otherwise)",
+    )
+    parser.add_argument(
+        "--fine-tune-learning-rate", type=float, default=unset, help="phase-2 learning rate"
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=unset,
+        help="learning-rate schedule per phase: plateau (constant, halved when validation loss "
+        "stalls for 3 epochs; the paper's) or cosine (one-epoch warm-up, then cosine decay "
+        "to 1%% of the rate) (default: plateau)",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=positive_minutes,
+        default=unset,
+        help="wall-clock cap on training: no epoch is started that would end past it, and "
+        "fine-tuning is skipped once it is reached (default: no cap)",
+    )
+    parser.add_argument(
+        "--label-smoothing",
+        type=fraction_below_one,
+        default=unset,
+        help="train against targets mixed with this share of a uniform distribution, so the "
+        "model is not pushed to certainty on hard or mislabelled images (default: 0, off)",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=non_negative,
+        default=unset,
+        help="decoupled weight decay per step, scaled by the learning rate (AdamW for Adam, "
+        "SGD's own otherwise); biases and BatchNorm are not decayed (default: 0, off)",
+    )
+    parser.add_argument(
+        "--colour-jitter",
+        type=fraction_below_one,
+        default=unset,
+        help="strength of random brightness, contrast and saturation changes during "
+        "training, e.g. 0.2; hue is never changed (default: 0, off)",
+    )
+    parser.add_argument(
+        "--class-weighting",
+        choices=CLASS_WEIGHTINGS,
+        default=unset,
+        help="loss weights against class imbalance: balanced (n/(k*count)), sqrt (softer), none "
+        "(default: balanced)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=unset,
+        help="batch size (default: 16 for basic_cnn, 32 for transfer models)",
+    )
+    parser.add_argument("--seed", type=int, default=unset, help="seed for split, shuffling, init")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=unset,
+        help="share of lesions for validation (default: 0.15)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=unset,
+        help="share of lesions for the test split (default: 0.15)",
+    )
+    parser.add_argument(
+        "--no-pretrained",
+        action="store_true",
+        default=unset,
+        help="train transfer models from random weights, not ImageNet",
+    )
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=unset,
+        help="folder with Keras ImageNet weight files (default: "
+        "$PRETRAINED_WEIGHTS_DIR, then ~/.keras/models, then download)",
+    )
+    parser.add_argument(
+        "--fine-tune-layers",
+        type=int,
+        default=unset,
+        help="backbone layers unfrozen in phase 2 (default: per architecture)",
+    )
+    parser.add_argument(
+        "--limit-per-class",
+        type=int,
+        default=unset,
+        help="use at most this many images per class (quick runs)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        default=unset,
+        help="do not cache decoded images in memory (for very large datasets)",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        default=unset,
+        help="float16 compute with float32 weights (for GPUs; the bundle is saved in float32) "
+        "(default: off)",
+    )
+
+
+def options_from_args(args: argparse.Namespace, **defaults: Any) -> dict[str, Any]:
+    """Option values from parsed ``add_training_options`` arguments, over the named preset."""
+    given = vars(args)
+    architecture = given.get("architecture", defaults.get("architecture", "mobilenet_v2"))
+    preset = given.get("preset")
+    base = preset_options(preset, architecture) if preset else {"architecture": architecture}
+    return {**defaults, **base, **given}

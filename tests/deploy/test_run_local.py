@@ -1,0 +1,70 @@
+"""`make run` as a new user meets it: a first start with DATASET_DIR trains a model through the training
+queue and activates it; a second start keeps that model and trains nothing."""
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from deploy.local_services import free_port
+from tests.processes import ROOT, service_env, wait_until
+from webapp.modelops.models import ModelEvent, ModelStatus, ModelVersion, TrainingRun
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+TRAIN_ARGS = (
+    "--preset quick --architecture basic_cnn --image-size 32 --head-epochs 2 --batch-size 8"
+)
+
+
+def start(tmp_path, dataset_dir, log_name):
+    env = service_env()
+    env.update(
+        SKINSIGHT_VAR_DIR=str(tmp_path / "var"),
+        PORT=str(free_port()),
+        DATASET_DIR=str(dataset_dir),
+        TRAIN_ARGS=TRAIN_ARGS,
+        ADMIN_USERNAME="owner",
+        ADMIN_PASSWORD="an-admin-password-2026",
+    )
+    log = tmp_path / log_name
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deploy.run_local"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return process, log
+
+
+def finish(process) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(90)
+
+
+def test_first_start_trains_through_the_queue_and_a_second_start_keeps_the_model(
+    tmp_path, training_dataset_dir
+):
+    process, log = start(tmp_path, training_dataset_dir, "first.log")
+    try:
+        wait_until(lambda: "first model: " in log.read_text(), 300, "the first model", log)
+    finally:
+        finish(process)
+    text = log.read_text()
+    assert "first model: done" in text, text[-3000:]
+    active = ModelVersion.objects.get(status=ModelStatus.ACTIVE)
+    assert active.training_run is not None
+    assert ModelEvent.objects.get().reason.startswith("first model")
+    assert "stopped training worker" in text
+
+    process, log = start(tmp_path, training_dataset_dir, "second.log")
+    try:
+        wait_until(lambda: "keeping the active model" in log.read_text(), 180, "a start", log)
+    finally:
+        finish(process)
+    assert TrainingRun.objects.count() == 1
+    assert ModelVersion.objects.get(status=ModelStatus.ACTIVE) == active
+    assert "trains one from" not in log.read_text()

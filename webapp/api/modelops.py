@@ -1,0 +1,261 @@
+"""REST API for model operations: training runs, datasets, versions, promotion and rollback (admins),
+and the active model's card (everyone signed in)."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from ml.training_config import ARCHITECTURE_NAMES, PRESETS
+from webapp.api.permissions import IsAdminRole
+from webapp.modelops.models import Dataset, DatasetLocation
+from webapp.modelops.selectors import (
+    comparison,
+    datasets_list,
+    model_card,
+    model_version_get,
+    model_version_get_active,
+    model_versions_list,
+    training_run_get,
+    training_run_state,
+    training_runs_list,
+)
+from webapp.modelops.services import (
+    dataset_register,
+    model_version_promote,
+    model_version_rollback,
+    training_run_cancel,
+    training_run_create,
+)
+
+
+class TrainingRunRequestSerializer(serializers.Serializer):
+    dataset = serializers.SlugRelatedField(slug_field="name", queryset=Dataset.objects.all())
+    preset = serializers.ChoiceField(choices=["", *PRESETS], required=False, default="standard")
+    architecture = serializers.ChoiceField(choices=ARCHITECTURE_NAMES, default="mobilenet_v2")
+    options = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text='explicit training options over the preset, e.g. {"head_epochs": 2, '
+        '"image_size": 128, "max_minutes": 30}',
+    )
+    include_confirmed_cases = serializers.BooleanField(required=False, default=False)
+
+
+class TrainingRunStateSerializer(serializers.Serializer):
+    """Documents the shape of `training_run_state()`; the data comes from the selector."""
+
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    finished = serializers.BooleanField()
+    reason = serializers.CharField()
+    problems = serializers.ListField(child=serializers.DictField())
+    requested_by = serializers.CharField()
+    dataset = serializers.CharField()
+    options = serializers.DictField()
+    device = serializers.CharField()
+    progress = serializers.DictField()
+    model_version = serializers.CharField(allow_null=True)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class DatasetSerializer(serializers.Serializer):
+    name = serializers.SlugField(max_length=80)
+    location_kind = serializers.ChoiceField(choices=DatasetLocation.choices)
+    location = serializers.CharField(max_length=1024)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+def _version_json(version) -> dict:
+    return {
+        "name": version.name,
+        "architecture": version.architecture,
+        "status": version.status,
+        "created_at": version.created_at.isoformat(),
+        "activated_at": version.activated_at.isoformat() if version.activated_at else None,
+        "parent": version.parent.name if version.parent else None,
+        "created_by": version.created_by.username if version.created_by else None,
+        "training_run": str(version.training_run.public_id) if version.training_run else None,
+        "snapshot": version.snapshot.sha256 if version.snapshot else None,
+        "sha256": version.sha256,
+    }
+
+
+class TrainingRunListCreateView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = TrainingRunStateSerializer
+
+    @extend_schema(responses=TrainingRunStateSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(training_runs_list())
+        return self.get_paginated_response([training_run_state(run) for run in page])
+
+    @extend_schema(
+        request=TrainingRunRequestSerializer, responses={201: TrainingRunStateSerializer}
+    )
+    def post(self, request):
+        serializer = TrainingRunRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        run = training_run_create(
+            requested_by=request.user,
+            dataset=data["dataset"],
+            preset=data["preset"],
+            options={**data["options"], "architecture": data["architecture"]},
+            include_confirmed_cases=data["include_confirmed_cases"],
+        )
+        return Response(training_run_state(run), status=status.HTTP_201_CREATED)
+
+
+class TrainingRunDetailView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = TrainingRunStateSerializer
+
+    def get(self, request, public_id):
+        return Response(training_run_state(training_run_get(public_id=public_id)))
+
+
+class TrainingRunCancelView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = TrainingRunStateSerializer
+
+    @extend_schema(request=None, responses=TrainingRunStateSerializer)
+    def post(self, request, public_id):
+        run = training_run_cancel(
+            run=training_run_get(public_id=public_id), requested_by=request.user
+        )
+        return Response(training_run_state(training_run_get(public_id=run.public_id)))
+
+
+class DatasetListCreateView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = DatasetSerializer
+
+    def get(self, request):
+        return Response(
+            [
+                {"name": d.name, "location_kind": d.location_kind, "location": d.location}
+                for d in datasets_list()
+            ]
+        )
+
+    def post(self, request):
+        serializer = DatasetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        dataset = dataset_register(created_by=request.user, **serializer.validated_data)
+        return Response(
+            {
+                "name": dataset.name,
+                "location_kind": dataset.location_kind,
+                "location": dataset.location,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ModelVersionListView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(
+        operation_id="models_list",
+        responses=OpenApiResponse(description="registered model versions"),
+    )
+    def get(self, request):
+        page = self.paginate_queryset(model_versions_list())
+        return self.get_paginated_response([_version_json(v) for v in page])
+
+
+class ModelVersionDetailView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(responses=OpenApiResponse(description="the version beside the active model"))
+    def get(self, request, name):
+        version = model_version_get(name=name)
+        cmp = comparison(version)
+        return Response(
+            {
+                **_version_json(version),
+                "evaluation_set": cmp["evaluation_set"].sha256 if cmp["evaluation_set"] else None,
+                "candidate": cmp["candidate"]["summary"],
+                "active": cmp["active"]["summary"],
+                "per_class": [
+                    {"code": row["code"], "candidate": row["candidate"], "active": row["active"]}
+                    for row in cmp["per_class"]
+                ],
+                "gate": cmp["gate"],
+            }
+        )
+
+
+class ModelVersionPromoteView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = ReasonSerializer
+
+    @extend_schema(responses=OpenApiResponse(description="the promotion record"))
+    def post(self, request, name):
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        event = model_version_promote(
+            version=model_version_get(name=name),
+            actor=request.user,
+            reason=serializer.validated_data["reason"],
+        )
+        return Response(_event_json(event))
+
+
+class ModelRollbackView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = ReasonSerializer
+
+    @extend_schema(responses=OpenApiResponse(description="the rollback record"))
+    def post(self, request):
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        event = model_version_rollback(
+            actor=request.user, reason=serializer.validated_data["reason"]
+        )
+        return Response(_event_json(event))
+
+
+def _event_json(event) -> dict:
+    return {
+        "action": event.action,
+        "version": event.version.name,
+        "previous": event.previous.name if event.previous else None,
+        "actor": event.actor.username if event.actor else None,
+        "reason": event.reason,
+        "gate": event.gate,
+        "at": event.created_at.isoformat(),
+    }
+
+
+class ActiveModelView(GenericAPIView):
+    """The active model's card, for everyone signed in."""
+
+    @extend_schema(responses=OpenApiResponse(description="the active model's card, or 404"))
+    def get(self, request):
+        version = model_version_get_active()
+        if version is None:
+            return Response({"detail": "No model is active."}, status=status.HTTP_404_NOT_FOUND)
+        card = model_card(version)
+        return Response(
+            {
+                "name": version.name,
+                "architecture": version.architecture,
+                "description": card["architecture_label"],
+                "input_size": card["input_size"],
+                "activated_at": version.activated_at.isoformat() if version.activated_at else None,
+                "created_at": card["created_at"],
+                "dataset": card["dataset"],
+                "metrics_source": card["metrics_source"],
+                "evaluation_set": card["evaluation_set"].sha256 if card["evaluation_set"] else None,
+                "seen_in_training": card["seen_in_training"],
+                "summary": card["summary"],
+                "per_class": card["per_class"],
+                "weak_classes": card["weak_classes"],
+            }
+        )

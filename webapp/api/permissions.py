@@ -1,0 +1,11 @@
+from rest_framework.permissions import BasePermission
+
+
+class IsAdminRole(BasePermission):
+    """Administrators only (the services check again; the training task checks a third time)."""
+
+    message = "Only administrators may train, promote or roll back models."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_active and user.is_admin_role)

@@ -1,0 +1,316 @@
+"""Freezing the data of a training run, and the evaluation set every candidate is judged on.
+
+When a run starts, its dataset is audited (every row and image; all problems reported at once), the frozen
+evaluation set is carved out the first time (by lesion, stratified by class), and what is left becomes the
+run's snapshot: image references, labels and content hashes, stored in S3 under their own sha256. A repeat
+run reads the same snapshot and checks every image against its hash, so it trains on exactly that data.
+
+Images are kept once on the training worker's disk, named by content hash; each snapshot folder (the layout
+`ml.datasets.load_confirmed_cases_snapshot` reads) is hard links into that store.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from ml.classes import CLASSES
+from ml.datasets import (
+    HAM_COLUMNS,
+    HAM_METADATA,
+    SNAPSHOT_LABELS,
+    DatasetError,
+    DatasetProblems,
+    Problem,
+    Sample,
+    audit_image_files,
+    audit_rows,
+    class_count_problems,
+    index_image_paths,
+    parse_csv,
+)
+from ml.splits import grouped_stratified_split
+from webapp.modelops.datasources import dataset_source
+from webapp.modelops.models import Dataset, DatasetSnapshot, EvaluationSet, TrainingRun
+from webapp.modelops.selectors import evaluation_set_current
+from webapp.storage import store
+
+Say = Callable[[str], None]
+
+
+class SnapshotChanged(DatasetError):
+    """An image of a frozen snapshot is gone or no longer matches its recorded hash."""
+
+
+@dataclass(frozen=True)
+class FrozenData:
+    snapshot: DatasetSnapshot
+    evaluation_set: EvaluationSet
+    train_dir: Path
+    evaluation_dir: Path
+
+
+def _canonical_sha256(payload: dict) -> tuple[str, bytes]:
+    data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def _dataset_identity(dataset: Dataset) -> dict:
+    return {
+        "id": dataset.pk,
+        "name": dataset.name,
+        "location_kind": dataset.location_kind,
+        "location": dataset.location,
+    }
+
+
+def _work_dir(*parts: str) -> Path:
+    return Path(settings.TRAINING_WORK_DIR).joinpath(*parts)
+
+
+def _object_path(sha256: str, path: str) -> Path:
+    suffix = PurePosixPath(path).suffix.lower() or ".jpg"
+    return _work_dir("objects", sha256[:2], f"{sha256}{suffix}")
+
+
+def _keep(sha256: str, path: str, data: bytes) -> Path:
+    """Store image bytes once, by content hash (write then rename: never a half-written image)."""
+    target = _object_path(sha256, path)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    return target
+
+
+# --- the audit ----------------------------------------------------------------------------------------
+
+
+def _audit_dataset(dataset: Dataset, say: Say, check_stop: Callable[[], None]) -> list[dict]:
+    """Every usable image of ``dataset`` as an item; raises ``DatasetProblems`` naming every bad one."""
+    source = dataset_source(dataset)
+    say(f"listing the files of {source.describe()}")
+    files = source.list_files()
+    if HAM_METADATA not in files:
+        raise DatasetError(f"{source.describe()}: {HAM_METADATA} not found at its root")
+    rows = parse_csv(source.read(HAM_METADATA), HAM_COLUMNS, HAM_METADATA)
+    entries, problems = audit_rows(rows, index_image_paths(files), HAM_METADATA)
+    say(f"checking {len(entries)} images listed in {HAM_METADATA} ({len(rows)} rows)")
+
+    def progress(done: int, total: int) -> None:
+        if done % 500 == 0 or done == total:
+            say(f"checked {done} of {total} images")
+            check_stop()
+
+    images, bad_images = audit_image_files(
+        entries,
+        source.read,
+        keep=lambda image, data: _keep(image.sha256, image.path, data),
+        progress=progress,
+    )
+    problems += bad_images
+    if problems:
+        raise DatasetProblems(source.describe(), problems)
+    return [
+        {
+            "source": "dataset",
+            "image_id": image.image_id,
+            "lesion_id": image.lesion_id,
+            "dx": image.dx,
+            "path": image.path,
+            "sha256": image.sha256,
+        }
+        for image in sorted(images, key=lambda i: i.image_id)
+    ]
+
+
+# --- the evaluation set -------------------------------------------------------------------------------
+
+
+def _evaluation_set_ensure(dataset: Dataset, items: list[dict]) -> EvaluationSet:
+    current = evaluation_set_current()
+    if current is not None:
+        return current
+    samples = [
+        Sample(Path(item["path"]), CLASSES.index(item["dx"]), item["lesion_id"], item["image_id"])
+        for item in items
+    ]
+    split = grouped_stratified_split(
+        samples,
+        val_fraction=0.0,
+        test_fraction=settings.EVALUATION_SET_FRACTION,
+        seed=settings.EVALUATION_SET_SEED,
+    )
+    chosen = {s.image_id for s in split.test}
+    payload = {
+        "kind": "evaluation-set",
+        "dataset": _dataset_identity(dataset),
+        "fraction": settings.EVALUATION_SET_FRACTION,
+        "seed": settings.EVALUATION_SET_SEED,
+        "grouped_by": "lesion_id",
+        "items": [item for item in items if item["image_id"] in chosen],
+    }
+    digest, data = _canonical_sha256(payload)
+    key = store.evaluation_set_key(digest)
+    if not store.exists(key, what="the evaluation set"):
+        store.put_new(key, data, what="the evaluation set")
+    counts = Counter(item["dx"] for item in payload["items"])
+    try:
+        with transaction.atomic():
+            return EvaluationSet.objects.create(
+                dataset=dataset,
+                sha256=digest,
+                key=key,
+                image_count=len(payload["items"]),
+                class_counts={dx: counts[dx] for dx in CLASSES},
+            )
+    except IntegrityError:
+        # Another run froze the same set at the same moment; it is the same data.
+        return EvaluationSet.objects.get(sha256=digest)
+
+
+def evaluation_items(evaluation_set: EvaluationSet) -> list[dict]:
+    payload = store.read_json(evaluation_set.key, what=f"{evaluation_set}")
+    return payload["items"]
+
+
+# --- snapshots ----------------------------------------------------------------------------------------
+
+
+def _snapshot_create(
+    run: TrainingRun, items: list[dict], evaluation_set: EvaluationSet
+) -> DatasetSnapshot:
+    held_out = evaluation_items(evaluation_set)
+    held_out_hashes = {item["sha256"] for item in held_out}
+    # Lesion ids are only comparable within one dataset; images are compared by content everywhere.
+    held_out_lesions = (
+        {item["lesion_id"] for item in held_out}
+        if evaluation_set.dataset_id == run.dataset_id
+        else set()
+    )
+    training = [
+        item
+        for item in items
+        if item["sha256"] not in held_out_hashes and item["lesion_id"] not in held_out_lesions
+    ]
+    problems: list[Problem] = class_count_problems(
+        (item["dx"] for item in training),
+        settings.TRAINING_MIN_IMAGES_PER_CLASS,
+        "the training data (the evaluation set left out)",
+    )
+    if problems:
+        raise DatasetProblems(f"dataset {run.dataset.name}", problems)
+    payload = {
+        "kind": "training-snapshot",
+        "dataset": _dataset_identity(run.dataset),
+        "evaluation_set": evaluation_set.sha256,
+        "items": training,
+    }
+    digest, data = _canonical_sha256(payload)
+    key = store.snapshot_key(digest)
+    if not store.exists(key, what="the dataset snapshot"):
+        store.put_new(key, data, what="the dataset snapshot")
+    counts = Counter(item["dx"] for item in training)
+    snapshot, _ = DatasetSnapshot.objects.get_or_create(
+        sha256=digest,
+        defaults={
+            "key": key,
+            "dataset": run.dataset,
+            "evaluation_set": evaluation_set,
+            "image_count": len(training),
+            "class_counts": {dx: counts[dx] for dx in CLASSES},
+            "confirmed_case_count": sum(1 for item in training if item["source"] == "case"),
+        },
+    )
+    return snapshot
+
+
+def _fetch(dataset: Dataset, item: dict) -> Path:
+    """The local copy of one item's image, read again from its source when this disk lacks it."""
+    target = _object_path(item["sha256"], item["path"])
+    if target.exists():
+        return target
+    if item["source"] == "case":
+        data = store.read(item["path"], what=f"the photo {item['image_id']}")
+    else:
+        data = dataset_source(dataset).read(item["path"])
+    if hashlib.sha256(data).hexdigest() != item["sha256"]:
+        raise SnapshotChanged(
+            f"{item['path']} of dataset {dataset.name} changed since the data was frozen "
+            f"(sha256 {item['sha256'][:12]}…); repeat the run on a new snapshot instead"
+        )
+    return _keep(item["sha256"], item["path"], data)
+
+
+def _materialise(kind: str, digest: str, dataset: Dataset, items: list[dict]) -> Path:
+    """A folder in the web-app snapshot layout (labels.csv + images/), complete or absent."""
+    target = _work_dir(kind, digest)
+    if (target / SNAPSHOT_LABELS).is_file():
+        return target
+    staging = target.with_name(f".{digest}.{uuid.uuid4().hex[:8]}")
+    (staging / "images").mkdir(parents=True)
+    try:
+        rows = []
+        for item in items:
+            source_file = _fetch(dataset, item)
+            name = f"images/{item['image_id']}{source_file.suffix}"
+            os.link(source_file, staging / name)
+            rows.append((name, item["dx"], item["lesion_id"]))
+        with open(staging / SNAPSHOT_LABELS, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image", "dx", "lesion_id"])
+            writer.writerows(rows)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not (target / SNAPSHOT_LABELS).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def data_freeze(run: TrainingRun, *, say: Say, check_stop: Callable[[], None]) -> FrozenData:
+    """Audit and freeze the run's data (or re-check a repeated run's snapshot) on this worker's disk."""
+    if run.snapshot is not None:
+        snapshot = run.snapshot
+        evaluation_set = snapshot.evaluation_set
+        say(f"repeating on snapshot {snapshot.sha256[:12]} ({snapshot.image_count} images)")
+        items = store.read_json(snapshot.key, what=f"{snapshot}")["items"]
+    else:
+        items = _audit_dataset(run.dataset, say, check_stop)
+        evaluation_set = _evaluation_set_ensure(run.dataset, items)
+        snapshot = _snapshot_create(run, items, evaluation_set)
+        items = store.read_json(snapshot.key, what=f"{snapshot}")["items"]
+        say(
+            f"froze snapshot {snapshot.sha256[:12]}: {snapshot.image_count} training images; "
+            f"evaluation set {evaluation_set.sha256[:12]} ({evaluation_set.image_count} images) "
+            "left out"
+        )
+    check_stop()
+    train_dir = _materialise("snapshots", snapshot.sha256, run.dataset, items)
+    return FrozenData(
+        snapshot, evaluation_set, train_dir, evaluation_set_materialise(evaluation_set)
+    )
+
+
+def evaluation_set_materialise(evaluation_set: EvaluationSet) -> Path:
+    return _materialise(
+        "evaluation-sets",
+        evaluation_set.sha256,
+        evaluation_set.dataset,
+        evaluation_items(evaluation_set),
+    )

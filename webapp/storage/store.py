@@ -1,0 +1,206 @@
+"""The one owner of object storage: every key, read, write and the bucket itself.
+
+Keys are always generated here, never taken from users. Every error names what was being read or written,
+so "the model bundle is unreadable" is never reported as "the image store is unavailable". Two storage
+aliases are used: `default` never overwrites (photos, bundles, snapshots: a key collision is an error, not a
+replacement) and `overwrite` rewrites in one PUT (results, logs and progress a retried job writes again).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import default_storage, storages
+
+logger = logging.getLogger(__name__)
+
+STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+class StorageUnavailable(RuntimeError):
+    """The object store could not be reached or refused the request; callers answer 503 or retry."""
+
+
+class ObjectMissing(StorageUnavailable):
+    """The key does not exist: waiting will not bring it back."""
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def case_image_key(extension: str) -> str:
+    return f"cases/images/{uuid.uuid4().hex}.{extension}"
+
+
+def case_result_key(case_public_id, model_version_name: str) -> str:
+    return f"cases/results/{case_public_id}/{model_version_name}.json"
+
+
+def model_bundle_key(name: str, digest: str) -> str:
+    return f"models/{name}/{digest}.zip"
+
+
+def model_bundle_prefix(name: str) -> str:
+    return f"models/{name}/"
+
+
+def snapshot_key(digest: str) -> str:
+    return f"datasets/snapshots/{digest}.json"
+
+
+def evaluation_set_key(digest: str) -> str:
+    return f"datasets/evaluation-sets/{digest}.json"
+
+
+def training_run_key(run_public_id, filename: str) -> str:
+    return f"training/runs/{run_public_id}/{filename}"
+
+
+def evaluation_report_key(version_name: str, evaluation_set_sha256: str, filename: str) -> str:
+    return f"evaluations/{version_name}/{evaluation_set_sha256[:16]}/{filename}"
+
+
+def dataset_object_key(prefix: str, relative: str) -> str:
+    return f"{prefix.rstrip('/')}/{relative}" if prefix.strip("/") else relative
+
+
+# --- reads and writes ---------------------------------------------------------------------------
+
+
+def _failure(action: str, what: str, key: str, exc: Exception) -> StorageUnavailable:
+    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
+        return ObjectMissing(f"{what} ({key}) does not exist in the object store.")
+    if isinstance(exc, FileNotFoundError):
+        return ObjectMissing(f"{what} ({key}) does not exist in the object store.")
+    logger.warning("object store %s failed for %s: %s", action, what, type(exc).__name__)
+    return StorageUnavailable(
+        f"Could not {action} {what}: the object store is unavailable; please try again shortly."
+    )
+
+
+def put_new(key: str, content: bytes | File, *, what: str) -> str:
+    """Write a new object; a key that already exists is an error, never a replacement."""
+    body = content if isinstance(content, File) else ContentFile(content)
+    try:
+        stored = default_storage.save(key, body)
+    except STORAGE_ERRORS as exc:
+        raise _failure("store", what, key, exc) from exc
+    if stored != key:
+        # The storage picked another name because the key exists: a collision we must not hide.
+        delete_quietly(stored)
+        raise StorageUnavailable(f"Could not store {what} under a fresh key; please try again.")
+    return stored
+
+
+def put_file_new(key: str, path: str | os.PathLike, *, what: str) -> str:
+    """``put_new`` streaming a local file (model bundles are too large to hold twice in memory)."""
+    with open(path, "rb") as handle:
+        return put_new(key, File(handle, name=os.path.basename(path)), what=what)
+
+
+def put(key: str, content: bytes, *, what: str) -> str:
+    """Write or rewrite an object in one PUT (results, logs: a retry writes the same key again)."""
+    try:
+        storages["overwrite"].save(key, ContentFile(content))
+    except STORAGE_ERRORS as exc:
+        raise _failure("store", what, key, exc) from exc
+    return key
+
+
+def put_json(key: str, payload, *, what: str) -> str:
+    data = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False).encode()
+    return put(key, data, what=what)
+
+
+def read(key: str, *, what: str) -> bytes:
+    try:
+        with default_storage.open(key, "rb") as handle:
+            return handle.read()
+    except STORAGE_ERRORS as exc:
+        raise _failure("read", what, key, exc) from exc
+
+
+def read_json(key: str, *, what: str):
+    try:
+        return json.loads(read(key, what=what))
+    except ValueError as exc:
+        raise StorageUnavailable(f"{what} ({key}) is not valid JSON: {exc}") from exc
+
+
+def download(key: str, path: str | os.PathLike, *, what: str) -> None:
+    """Stream an object into a local file."""
+    try:
+        with default_storage.open(key, "rb") as source, open(path, "wb") as sink:
+            while chunk := source.read(1024 * 1024):
+                sink.write(chunk)
+    except STORAGE_ERRORS as exc:
+        raise _failure("read", what, key, exc) from exc
+
+
+def exists(key: str, *, what: str) -> bool:
+    try:
+        return default_storage.exists(key)
+    except STORAGE_ERRORS as exc:
+        raise _failure("look up", what, key, exc) from exc
+
+
+def list_prefix(prefix: str, *, what: str) -> Iterator[tuple[str, int]]:
+    """Every (key, size) below ``prefix``, in key order."""
+    try:
+        for summary in default_storage.bucket.objects.filter(Prefix=prefix):
+            yield summary.key, summary.size
+    except STORAGE_ERRORS as exc:
+        raise _failure("list", what, prefix, exc) from exc
+
+
+def delete_quietly(key: str) -> None:
+    try:
+        default_storage.delete(key)
+    except STORAGE_ERRORS:
+        logger.exception("could not delete orphan object %s", key)
+
+
+def delete_prefix_quietly(prefix: str) -> int:
+    """Delete every object below ``prefix`` (a failed run's partial output); returns how many."""
+    try:
+        keys = [key for key, _ in list_prefix(prefix, what=f"objects below {prefix}")]
+    except StorageUnavailable:
+        logger.exception("could not list %s for clean-up", prefix)
+        return 0
+    for key in keys:
+        delete_quietly(key)
+    return len(keys)
+
+
+# --- the bucket -----------------------------------------------------------------------------------
+
+
+def s3_client(endpoint_url: str, access_key: str, secret_key: str, region: str | None = None):
+    """A plain boto3 client, for bucket administration before Django's storage is configured."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region or os.environ.get("S3_REGION", "us-east-1"),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+    )
+
+
+def ensure_bucket(client, bucket: str) -> bool:
+    """Create ``bucket`` if it is missing (private: no ACL, no policy); True when it was created."""
+    names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if bucket in names:
+        return False
+    client.create_bucket(Bucket=bucket)
+    return True
