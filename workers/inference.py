@@ -1,16 +1,20 @@
-"""Classify one case: the service the `cases.classify` task calls."""
+"""Classify one case (the `cases.classify` task), or one case of a re-run (`cases.rerun`)."""
 
 import logging
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 
-from webapp.cases.models import CaseStatus
+from webapp.cases.models import Case, CaseStatus
 from webapp.cases.services import (
     case_claim_for_classification,
     case_mark_finished_without_result,
     case_record_prediction,
+    rerun_claim,
+    rerun_record,
 )
+from webapp.modelops.models import ModelVersion
 from webapp.modelops.selectors import model_version_get_active
 from webapp.storage import store
 from workers.model_cache import get_predictor
@@ -22,6 +26,46 @@ ALREADY_FINISHED = "already-finished"
 DONE = "done"
 REJECTED = "rejected"
 FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Answer:
+    probabilities: dict[str, float]
+    latency_ms: int
+
+    @property
+    def top_class(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+
+class UnreadablePhoto(ValueError):
+    """The stored photo cannot be decoded: retrying will not help."""
+
+
+def predict_stored_photo(case: Case, version: ModelVersion, predictor) -> Answer:
+    """``version``'s calibrated probabilities for the case's stored photo."""
+    data = store.read(case.image_key, what=f"the photo of case {case.public_id}")
+    started = time.perf_counter()
+    try:
+        probabilities = predictor.predict_bytes([data])[0]
+    except ValueError as exc:
+        raise UnreadablePhoto(f"The stored image could not be read: {exc}") from exc
+    latency_ms = max(1, round((time.perf_counter() - started) * 1000))
+    class_names = predictor.manifest["class_names"]
+    by_class = {name: float(p) for name, p in zip(class_names, probabilities, strict=True)}
+    return Answer(by_class, latency_ms)
+
+
+def _result_json(case: Case, version: ModelVersion, answer: Answer, **extra) -> dict:
+    return {
+        "case": str(case.public_id),
+        "model_version": version.name,
+        "architecture": version.architecture,
+        "probabilities": answer.probabilities,
+        "top_class": answer.top_class,
+        "latency_ms": answer.latency_ms,
+        **extra,
+    }
 
 
 def classify_case(*, case_id: int) -> str:
@@ -44,40 +88,51 @@ def classify_case(*, case_id: int) -> str:
             "a clinician will look at this photo instead.",
         )
         return FAILED
-
-    data = store.read(case.image_key, what=f"the photo of case {case.public_id}")
-    started = time.perf_counter()
     try:
-        probabilities = predictor.predict_bytes([data])[0]
-    except ValueError as exc:
+        answer = predict_stored_photo(case, version, predictor)
+    except UnreadablePhoto as exc:
         case_mark_finished_without_result(
-            case_id=case_id,
-            status=CaseStatus.REJECTED,
-            reason=f"The stored image could not be read: {exc}",
+            case_id=case_id, status=CaseStatus.REJECTED, reason=str(exc)
         )
         return REJECTED
-    latency_ms = max(1, round((time.perf_counter() - started) * 1000))
-
-    class_names = predictor.manifest["class_names"]
-    by_class = {name: float(p) for name, p in zip(class_names, probabilities, strict=True)}
     result_key = store.case_result_key(case.public_id, version.name)
     store.put_json(
         result_key,
-        {
-            "case": str(case.public_id),
-            "model_version": version.name,
-            "architecture": version.architecture,
-            "probabilities": by_class,
-            "top_class": max(by_class, key=by_class.get),
-            "latency_ms": latency_ms,
-        },
+        _result_json(case, version, answer),
         what=f"the result of case {case.public_id}",
     )
     case_record_prediction(
         case_id=case_id,
         model_version=version,
-        probabilities=by_class,
-        latency_ms=latency_ms,
+        probabilities=answer.probabilities,
+        latency_ms=answer.latency_ms,
         result_key=result_key,
+    )
+    return DONE
+
+
+def rerun_case(*, result_id: int) -> str:
+    """Classify one case of a re-run with the re-run's version; its own prediction stays as it is."""
+    result = rerun_claim(result_id=result_id)
+    if result is None:
+        return ALREADY_FINISHED
+    version = result.rerun.model_version
+    predictor = get_predictor(version)
+    try:
+        answer = predict_stored_photo(result.case, version, predictor)
+    except UnreadablePhoto as exc:
+        rerun_record(result_id=result_id, error=str(exc))
+        return FAILED
+    key = store.rerun_result_key(result.rerun.public_id, result.case.public_id)
+    store.put_json(
+        key,
+        _result_json(result.case, version, answer, rerun=str(result.rerun.public_id)),
+        what=f"the re-run result of case {result.case.public_id}",
+    )
+    rerun_record(
+        result_id=result_id,
+        probabilities=answer.probabilities,
+        latency_ms=answer.latency_ms,
+        result_key=key,
     )
     return DONE

@@ -7,13 +7,20 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from webapp.cases.models import CaseStatus
-from webapp.cases.services import case_mark_finished_without_result
-from webapp.config.celery import CLASSIFY_TASK, EVALUATE_TASK, REAP_TASK, TRAIN_TASK, app
+from webapp.cases.services import case_mark_finished_without_result, rerun_record
+from webapp.config.celery import (
+    CLASSIFY_TASK,
+    EVALUATE_TASK,
+    REAP_TASK,
+    RERUN_TASK,
+    TRAIN_TASK,
+    app,
+)
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.services import training_runs_reap_stale
 from webapp.storage.store import StorageUnavailable
 from workers.evaluation import evaluate_version
-from workers.inference import WAITING_FOR_MODEL, classify_case
+from workers.inference import WAITING_FOR_MODEL, classify_case, rerun_case
 from workers.model_cache import ModelUnavailable
 from workers.training import fail_runs_of_dead_processes, train_run
 
@@ -52,6 +59,26 @@ def classify(self, case_id: int) -> str:
             return "failed"
         countdown = min(5 * 2**self.request.retries, settings.CLASSIFY_MAX_BACKOFF)
         logger.warning("case %s: %s; retrying in %ss", case_id, type(exc).__name__, countdown)
+        raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@app.task(
+    name=RERUN_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT,
+    time_limit=settings.CLASSIFY_TIME_LIMIT,
+    max_retries=settings.CLASSIFY_MAX_RETRIES,
+)
+def rerun(self, result_id: int) -> str:
+    try:
+        return rerun_case(result_id=result_id)
+    except (*TRANSIENT, SoftTimeLimitExceeded) as exc:
+        if self.request.retries >= self.max_retries:
+            rerun_record(result_id=result_id, error=f"gave up after retries: {exc}")
+            return "failed"
+        countdown = min(5 * 2**self.request.retries, settings.CLASSIFY_MAX_BACKOFF)
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 

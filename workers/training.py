@@ -27,6 +27,7 @@ from ml.pretrained import PretrainedWeightsUnavailable
 from ml.progress import TrainingCancelled, TrainingObserver
 from ml.train import train
 from ml.training_config import ConfigError, TrainConfig
+from webapp.cases.selectors import confirmed_case_items
 from webapp.modelops.bundles import ModelUnavailable
 from webapp.modelops.models import RUN_IN_PROGRESS, RunStatus, TrainingRun
 from webapp.modelops.selectors import metric_summary, model_version_get_active
@@ -298,7 +299,10 @@ def _execute(run: TrainingRun, observer: RunObserver, scratch: Path) -> str:
     training_run_record(run_id=run.pk, device=device["description"])
     observer.stage(f"device: {device['description']}")
     frozen = data_freeze(
-        run, say=observer.stage, check_stop=lambda: observer.check_stop("while preparing data")
+        run,
+        say=observer.stage,
+        check_stop=lambda: observer.check_stop("while preparing data"),
+        confirmed_cases=confirmed_case_items() if run.include_confirmed_cases else None,
     )
     training_run_advance(run_id=run.pk, status=RunStatus.TRAINING, snapshot=frozen.snapshot)
     run.refresh_from_db()

@@ -50,6 +50,8 @@ def page_routes(run, version):
         ("post", reverse("modelops:version-evaluate", args=[version.name])),
         ("get", reverse("modelops:version-artefact", args=[version.name, "reliability.png"])),
         ("post", reverse("modelops:rollback")),
+        ("post", reverse("cases:rerun-new", args=[version.name])),
+        ("get", reverse("cases:rerun", args=[uuid.uuid4()])),
     ]
 
 
@@ -65,6 +67,8 @@ def api_routes(run, version):
         ("get", reverse("api:model-detail", args=[version.name])),
         ("post", reverse("api:model-promote", args=[version.name])),
         ("post", reverse("api:model-rollback")),
+        ("post", reverse("api:model-rerun", args=[version.name])),
+        ("get", reverse("api:rerun-detail", args=[uuid.uuid4()])),
     ]
 
 

@@ -204,3 +204,25 @@ def test_a_queued_run_is_cancelled_at_once(evaluation_set, django_capture_on_com
     assert f"Cancelled by {admin.username} before it started" in run.status_reason
     with pytest.raises(ModelOpsError, match="already cancelled"):
         training_run_cancel(run=run, requested_by=admin)
+
+
+def test_a_rerun_names_what_it_cannot_use(active, make_case, patient):
+    import uuid
+
+    from webapp.cases.services import rerun_create
+
+    admin = AdminFactory()
+    with pytest.raises(ModelOpsError, match="Choose the cases"):
+        rerun_create(version=active, requested_by=admin)
+    missing = str(uuid.uuid4())
+    with pytest.raises(ModelOpsError, match=f"No such case: {missing}"):
+        rerun_create(version=active, requested_by=admin, case_ids=[missing])
+    with pytest.raises(ModelOpsError, match="'nonsense' is not a case id"):
+        rerun_create(version=active, requested_by=admin, case_ids=["nonsense"])
+    with pytest.raises(ModelOpsError, match="no classified cases"):
+        rerun_create(version=active, requested_by=admin, recent=10)
+    case = make_case(patient)
+    with pytest.raises(NotAllowed):
+        rerun_create(version=active, requested_by=patient, case_ids=[str(case.public_id)])
+    rerun = rerun_create(version=active, requested_by=admin, case_ids=[str(case.public_id)] * 2)
+    assert rerun.results.count() == 1

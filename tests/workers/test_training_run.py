@@ -199,3 +199,45 @@ def test_a_cancel_request_stops_the_run_at_the_next_batch(admin, registered_data
     assert "epoch 2, after batch" in run.status_reason
     assert run.progress["epoch"] == 2
     assert not ModelVersion.objects.exists()
+
+
+def test_confirmed_cases_join_the_snapshot_with_their_newest_diagnosis(
+    admin, registered_dataset, s3_client, settings, django_capture_on_commit_callbacks
+):
+    from tests.factories import CareAssignmentFactory, ClinicianFactory
+    from tests.images import jpeg_bytes
+    from webapp.cases.imaging import normalize_image
+    from webapp.cases.services import CasePermissionDenied, case_create, review_create
+
+    assignment = CareAssignmentFactory()
+    clinician, patient = assignment.clinician, assignment.patient
+    cases = []
+    for seed in range(3):
+        image = normalize_image(
+            jpeg_bytes(seed=seed), max_bytes=10**7, max_pixels=10**7, max_side=512
+        )
+        with django_capture_on_commit_callbacks(execute=False):
+            cases.append(case_create(uploaded_by=patient, patient=patient, image=image).case)
+    reviewed, corrected, unreviewed = cases
+    review_create(case=reviewed, reviewer=clinician, diagnosis="bkl")
+    review_create(case=corrected, reviewer=clinician, diagnosis="mel", notes="first look")
+    review_create(case=corrected, reviewer=admin, diagnosis="nv", notes="histology: naevus")
+    with pytest.raises(CasePermissionDenied):
+        review_create(case=unreviewed, reviewer=ClinicianFactory(), diagnosis="df")
+
+    run = training_run_create(
+        requested_by=admin,
+        dataset=registered_dataset,
+        options=TINY_RUN_OPTIONS,
+        include_confirmed_cases=True,
+    )
+    assert training.train_run(run_id=run.pk) == training.SUCCEEDED, run.status_reason
+    run.refresh_from_db()
+    frozen = json.loads(
+        s3_client.get_object(Bucket=settings.S3_BUCKET, Key=run.snapshot.key)["Body"].read()
+    )
+    from_cases = {i["image_id"]: i["dx"] for i in frozen["items"] if i["source"] == "case"}
+    assert from_cases == {f"case-{reviewed.public_id}": "bkl", f"case-{corrected.public_id}": "nv"}
+    assert run.snapshot.confirmed_case_count == 2
+    # Earlier reviews are kept, not overwritten.
+    assert list(corrected.reviews.values_list("diagnosis", flat=True)) == ["nv", "mel"]

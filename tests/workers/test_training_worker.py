@@ -96,6 +96,30 @@ def test_admin_trains_judges_promotes_and_rolls_back_while_workers_keep_serving(
             "activate",
         ]
         assert inference_log.read_text().count(f"loaded model {candidate.name}") == 1
+
+        # Past cases re-run with the candidate: new answers beside, never instead of, their own.
+        response = api.post(
+            reverse("api:model-rerun", args=[candidate.name]),
+            {"case_ids": [str(c.public_id) for c in (before, after, again)], "reason": "compare"},
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        report_url = reverse("api:rerun-detail", args=[response.json()["id"]])
+        wait_until(lambda: api.get(report_url).json()["finished"], 120, "the re-run", inference_log)
+        report = api.get(report_url).json()
+        assert report["counts"]["done"] == 3
+        assert {r["original_version"] for r in report["rows"]} == {
+            active_tiny_model.name,
+            candidate.name,
+        }
+        assert report["agreement"] is not None
+        for case, version in (
+            (before, active_tiny_model),
+            (after, candidate),
+            (again, active_tiny_model),
+        ):
+            case.prediction.refresh_from_db()
+            assert case.prediction.model_version == version
     finally:
         stop(trainer)
         stop(server)

@@ -31,5 +31,7 @@ urlpatterns = [
         modelops.ModelVersionPromoteView.as_view(),
         name="model-promote",
     ),
+    path("models/<str:name>/reruns/", modelops.ModelVersionRerunView.as_view(), name="model-rerun"),
+    path("reruns/<uuid:public_id>/", modelops.RerunDetailView.as_view(), name="rerun-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

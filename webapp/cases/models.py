@@ -3,6 +3,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from ml.classes import CLASS_NAMES, CLASSES
+
 
 class Lesion(models.Model):
     """One spot on one patient, photographed over time."""
@@ -99,3 +101,83 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.top_class} ({self.top_probability:.2f}) for case {self.case_id}"
+
+
+class Review(models.Model):
+    """A clinician's diagnosis of a case. Reviews are kept: a correction is a new row, never an edit, and
+    the newest review is the case's label for retraining."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+    )
+    diagnosis = models.CharField(
+        max_length=16, choices=[(code, CLASS_NAMES[code]) for code in CLASSES]
+    )
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.diagnosis} for case {self.case_id} by {self.reviewer}"
+
+    def save(self, *args, **kwargs):
+        # Integrity, not business logic: a review, once written, is history.
+        if self.pk is not None and not self._state.adding:
+            raise RuntimeError("reviews are append-only; add a new review instead")
+        super().save(*args, **kwargs)
+
+
+class Rerun(models.Model):
+    """An admin's request to classify chosen past cases again with a chosen model version, to see how
+    it would have answered. The cases' own results are never touched."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    model_version = models.ForeignKey(
+        "modelops.ModelVersion", on_delete=models.PROTECT, related_name="reruns"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reruns"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"re-run with {self.model_version_id} ({self.created_at:%Y-%m-%d})"
+
+
+class RerunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class RerunResult(models.Model):
+    """One case's answer in a re-run, beside (never instead of) its own prediction."""
+
+    rerun = models.ForeignKey(Rerun, on_delete=models.CASCADE, related_name="results")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="rerun_results")
+    status = models.CharField(
+        max_length=16, choices=RerunStatus.choices, default=RerunStatus.QUEUED
+    )
+    probabilities = models.JSONField(null=True, blank=True)
+    top_class = models.CharField(max_length=16, blank=True)
+    top_probability = models.FloatField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    result_key = models.CharField(max_length=255, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rerun", "case"], name="one_result_per_case_per_rerun")
+        ]
+
+    def __str__(self) -> str:
+        return f"re-run result for case {self.case_id} ({self.status})"

@@ -1,12 +1,12 @@
 """Reads for cases. Every query that returns patient data goes through `case_visible_to`."""
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.urls import reverse
 
 from ml.classes import CLASS_NAMES
 from webapp.accounts.models import Role, User
-from webapp.cases.models import Case, CaseStatus
+from webapp.cases.models import Case, CaseStatus, Rerun, RerunStatus, Review
 from webapp.modelops.selectors import model_version_get_active
 
 
@@ -89,3 +89,73 @@ def case_state(case: Case, *, model_active: bool | None = None) -> dict:
             model_active = model_version_get_active() is not None
         state["waiting_for_model"] = not model_active
     return state
+
+
+def confirmed_case_items() -> list[dict]:
+    """Every reviewed case with a readable photo, labelled by its newest review, as training items.
+
+    Photos of one lesion share a lesion id, so a split keeps them together."""
+    latest = Review.objects.filter(case=OuterRef("pk")).order_by("-created_at", "-id")
+    cases = (
+        Case.objects.exclude(status=CaseStatus.REJECTED)
+        .annotate(confirmed=Subquery(latest.values("diagnosis")[:1]))
+        .filter(confirmed__isnull=False)
+        .order_by("pk")
+    )
+    return [
+        {
+            "source": "case",
+            "image_id": f"case-{case.public_id}",
+            "lesion_id": f"lesion-{case.lesion_id}",
+            "dx": case.confirmed,
+            "path": case.image_key,
+            "sha256": case.sha256,
+        }
+        for case in cases
+    ]
+
+
+def rerun_get(*, public_id) -> Rerun:
+    rerun = (
+        Rerun.objects.select_related("model_version", "requested_by")
+        .filter(public_id=public_id)
+        .first()
+    )
+    if rerun is None:
+        raise Http404("No such re-run.")
+    return rerun
+
+
+def rerun_report(rerun: Rerun) -> dict:
+    """Each case's own answer beside the re-run's, and how often they agree."""
+    rows = []
+    for result in rerun.results.select_related("case__prediction__model_version"):
+        prediction = getattr(result.case, "prediction", None)
+        rows.append(
+            {
+                "case": str(result.case.public_id),
+                "status": result.status,
+                "error": result.error,
+                "original": prediction.top_class if prediction else None,
+                "original_version": prediction.model_version.name if prediction else None,
+                "rerun": result.top_class or None,
+                "rerun_probability": result.top_probability,
+                "agrees": bool(
+                    prediction and result.top_class and prediction.top_class == result.top_class
+                ),
+            }
+        )
+    done = [r for r in rows if r["status"] == RerunStatus.DONE and r["original"]]
+    return {
+        "id": str(rerun.public_id),
+        "model_version": rerun.model_version.name,
+        "requested_by": rerun.requested_by.username,
+        "reason": rerun.reason,
+        "created_at": _iso(rerun.created_at),
+        "counts": {
+            status: sum(r["status"] == status for r in rows) for status in RerunStatus.values
+        },
+        "finished": all(r["status"] != RerunStatus.QUEUED for r in rows),
+        "agreement": (sum(r["agrees"] for r in done) / len(done)) if done else None,
+        "rows": rows,
+    }

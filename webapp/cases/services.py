@@ -1,6 +1,7 @@
 """Writes for cases: creating a case from a validated image, and the job's status transitions."""
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
@@ -10,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ml.classes import CLASSES
 from webapp.accounts.models import User
 from webapp.cases.imaging import (
     ImageRejected,
@@ -24,10 +26,21 @@ from webapp.cases.models import (
     CaseStatus,
     Lesion,
     Prediction,
+    Rerun,
+    RerunResult,
+    RerunStatus,
+    Review,
 )
-from webapp.cases.selectors import case_group_name, case_state, patients_selectable_by
+from webapp.cases.selectors import (
+    case_group_name,
+    case_state,
+    case_visible_to,
+    patients_selectable_by,
+)
 from webapp.cases.url_fetch import fetch_url
-from webapp.config.celery import CLASSIFY_TASK, app
+from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, app
+from webapp.modelops.models import ModelVersion
+from webapp.modelops.services import ModelOpsError, require_admin
 from webapp.storage import store
 
 logger = logging.getLogger(__name__)
@@ -267,3 +280,105 @@ def case_create_from_url(
         idempotency_key=idempotency_key,
         body_site=body_site,
     )
+
+
+def review_create(*, case: Case, reviewer: User, diagnosis: str, notes: str = "") -> Review:
+    """Record a clinician's diagnosis of a case they may see; earlier reviews stay as they were."""
+    if not (reviewer.is_clinician or reviewer.is_admin_role):
+        raise CasePermissionDenied("Only clinicians and administrators review cases.")
+    if not case_visible_to(reviewer).filter(pk=case.pk).exists():
+        raise CasePermissionDenied("You may review only the cases of patients assigned to you.")
+    if diagnosis not in CLASSES:
+        raise ValueError(f"Unknown diagnosis {diagnosis!r}; choose one of {', '.join(CLASSES)}.")
+    if case.status == CaseStatus.REJECTED:
+        raise ValueError("This photo was rejected as unreadable; it cannot carry a diagnosis.")
+    return Review.objects.create(case=case, reviewer=reviewer, diagnosis=diagnosis, notes=notes)
+
+
+# A re-run is for judging a version on chosen cases, not for re-labelling the archive in one go.
+RERUN_MAX_CASES = 500
+
+
+def rerun_create(
+    *,
+    version: ModelVersion,
+    requested_by: User,
+    case_ids: list[str] | None = None,
+    recent: int | None = None,
+    reason: str = "",
+) -> Rerun:
+    """Classify chosen past cases (by id, or the most recent classified ones) again with ``version``."""
+    require_admin(requested_by)
+    if case_ids:
+        wanted = list(dict.fromkeys(str(c).strip() for c in case_ids if str(c).strip()))
+        found = {str(c.public_id): c for c in Case.objects.filter(public_id__in=_uuids(wanted))}
+        unknown = [c for c in wanted if c not in found]
+        if unknown:
+            raise ModelOpsError(f"No such case: {', '.join(unknown[:5])}.")
+        cases = [found[c] for c in wanted]
+    elif recent:
+        cases = list(Case.objects.filter(status=CaseStatus.DONE).order_by("-finished_at")[:recent])
+    else:
+        raise ModelOpsError("Choose the cases to re-run: their ids, or how many recent ones.")
+    if not cases:
+        raise ModelOpsError("There are no classified cases to re-run yet.")
+    if len(cases) > RERUN_MAX_CASES:
+        raise ModelOpsError(
+            f"At most {RERUN_MAX_CASES} cases per re-run; {len(cases)} were chosen."
+        )
+    rejected = [str(c.public_id) for c in cases if c.status == CaseStatus.REJECTED]
+    if rejected:
+        raise ModelOpsError(f"These photos were rejected as unreadable: {', '.join(rejected[:5])}.")
+    with transaction.atomic():
+        rerun = Rerun.objects.create(
+            model_version=version, requested_by=requested_by, reason=reason
+        )
+        results = RerunResult.objects.bulk_create(RerunResult(rerun=rerun, case=c) for c in cases)
+        ids = [r.pk for r in results]
+        transaction.on_commit(
+            lambda: [app.send_task(RERUN_TASK, args=[pk], queue="inference") for pk in ids]
+        )
+    return rerun
+
+
+def _uuids(values: list[str]) -> list[uuid.UUID]:
+    parsed = []
+    for value in values:
+        try:
+            parsed.append(uuid.UUID(value))
+        except ValueError:
+            raise ModelOpsError(f"{value!r} is not a case id.") from None
+    return parsed
+
+
+def rerun_claim(*, result_id: int) -> RerunResult | None:
+    """The queued result to compute, or None when it is done already (a redelivered job)."""
+    return (
+        RerunResult.objects.select_related("rerun__model_version", "case")
+        .filter(pk=result_id, status=RerunStatus.QUEUED)
+        .first()
+    )
+
+
+def rerun_record(
+    *,
+    result_id: int,
+    probabilities: dict[str, float] | None = None,
+    latency_ms: int | None = None,
+    result_key: str = "",
+    error: str = "",
+) -> None:
+    fields = {"finished_at": timezone.now()}
+    if error:
+        fields.update(status=RerunStatus.FAILED, error=error[:500])
+    else:
+        top = max(probabilities, key=probabilities.get)
+        fields.update(
+            status=RerunStatus.DONE,
+            probabilities=probabilities,
+            top_class=top,
+            top_probability=probabilities[top],
+            latency_ms=latency_ms,
+            result_key=result_key,
+        )
+    RerunResult.objects.filter(pk=result_id, status=RerunStatus.QUEUED).update(**fields)

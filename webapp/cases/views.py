@@ -1,23 +1,30 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from webapp.cases.forms import UploadForm
+from webapp.accounts.decorators import admin_required
+from webapp.cases.forms import RerunForm, UploadForm
 from webapp.cases.imaging import ImageRejected
 from webapp.cases.selectors import (
     case_get_for_user,
     case_state,
     case_visible_to,
     patients_selectable_by,
+    rerun_get,
+    rerun_report,
 )
 from webapp.cases.services import (
     CasePermissionDenied,
     case_create_from_file,
     case_create_from_url,
+    rerun_create,
 )
 from webapp.cases.url_fetch import UrlRejected
+from webapp.modelops.selectors import model_version_get
+from webapp.modelops.services import ModelOpsError
 from webapp.storage import store
 
 
@@ -91,3 +98,33 @@ def history(request):
     cases = case_visible_to(request.user)
     page = Paginator(cases, 25).get_page(request.GET.get("page"))
     return render(request, "cases/history.html", {"page": page})
+
+
+@admin_required
+@require_POST
+def rerun_new(request, name):
+    """Re-run chosen past cases with a model version (from that version's page)."""
+    version = model_version_get(name=name)
+    form = RerunForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(" ".join(e) for e in form.errors.values()))
+        return redirect("modelops:version", name=name)
+    try:
+        rerun = rerun_create(
+            version=version,
+            requested_by=request.user,
+            case_ids=form.case_id_list(),
+            recent=form.cleaned_data.get("recent"),
+            reason=form.cleaned_data.get("reason", ""),
+        )
+    except ModelOpsError as exc:
+        messages.error(request, str(exc))
+        return redirect("modelops:version", name=name)
+    return redirect("cases:rerun", public_id=rerun.public_id)
+
+
+@admin_required
+@require_GET
+def rerun_page(request, public_id):
+    rerun = rerun_get(public_id=public_id)
+    return render(request, "cases/rerun.html", {"rerun": rerun, "report": rerun_report(rerun)})

@@ -10,6 +10,7 @@ app = Celery("skinsight")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 CLASSIFY_TASK = "cases.classify"
+RERUN_TASK = "cases.rerun"
 TRAIN_TASK = "modelops.train"
 EVALUATE_TASK = "modelops.evaluate"
 REAP_TASK = "modelops.reap_stale_runs"

@@ -40,6 +40,7 @@ from ml.datasets import (
     index_image_paths,
     parse_csv,
 )
+from ml.preprocess import ImageDecodeError, decode_image
 from ml.splits import grouped_stratified_split
 from webapp.modelops.datasources import dataset_source
 from webapp.modelops.models import Dataset, DatasetSnapshot, EvaluationSet, TrainingRun
@@ -134,6 +135,35 @@ def _audit_dataset(dataset: Dataset, say: Say, check_stop: Callable[[], None]) -
         }
         for image in sorted(images, key=lambda i: i.image_id)
     ]
+
+
+def _audit_cases(items: list[dict], say: Say) -> list[dict]:
+    """Check the photos of confirmed cases like dataset images: present, unchanged, decodable."""
+    say(f"checking {len(items)} photos of cases clinicians have confirmed")
+    problems: list[Problem] = []
+    good = []
+    for item in items:
+        where = f"case {item['image_id'].removeprefix('case-')}"
+        try:
+            data = store.read(item["path"], what=f"the photo of {where}")
+        except store.ObjectMissing:
+            problems.append(Problem("missing_file", where, "its stored photo is gone"))
+            continue
+        if hashlib.sha256(data).hexdigest() != item["sha256"]:
+            problems.append(
+                Problem("changed_image", where, "its stored photo no longer matches its hash")
+            )
+            continue
+        try:
+            decode_image(data)
+        except ImageDecodeError as exc:
+            problems.append(Problem("corrupt_image", where, str(exc)))
+            continue
+        _keep(item["sha256"], item["path"], data)
+        good.append(item)
+    if problems:
+        raise DatasetProblems("the confirmed cases", problems)
+    return good
 
 
 # --- the evaluation set -------------------------------------------------------------------------------
@@ -283,8 +313,17 @@ def _materialise(kind: str, digest: str, dataset: Dataset, items: list[dict]) ->
     return target
 
 
-def data_freeze(run: TrainingRun, *, say: Say, check_stop: Callable[[], None]) -> FrozenData:
-    """Audit and freeze the run's data (or re-check a repeated run's snapshot) on this worker's disk."""
+def data_freeze(
+    run: TrainingRun,
+    *,
+    say: Say,
+    check_stop: Callable[[], None],
+    confirmed_cases: list[dict] | None = None,
+) -> FrozenData:
+    """Audit and freeze the run's data (or re-check a repeated run's snapshot) on this worker's disk.
+
+    ``confirmed_cases`` are training items for photos clinicians have diagnosed; they join the snapshot
+    (never the evaluation set) when the run asked for them."""
     if run.snapshot is not None:
         snapshot = run.snapshot
         evaluation_set = snapshot.evaluation_set
@@ -293,6 +332,8 @@ def data_freeze(run: TrainingRun, *, say: Say, check_stop: Callable[[], None]) -
     else:
         items = _audit_dataset(run.dataset, say, check_stop)
         evaluation_set = _evaluation_set_ensure(run.dataset, items)
+        if run.include_confirmed_cases:
+            items += _audit_cases(confirmed_cases or [], say)
         snapshot = _snapshot_create(run, items, evaluation_set)
         items = store.read_json(snapshot.key, what=f"{snapshot}")["items"]
         say(

@@ -43,6 +43,10 @@ def case_result_key(case_public_id, model_version_name: str) -> str:
     return f"cases/results/{case_public_id}/{model_version_name}.json"
 
 
+def rerun_result_key(rerun_public_id, case_public_id) -> str:
+    return f"cases/reruns/{rerun_public_id}/{case_public_id}.json"
+
+
 def model_bundle_key(name: str, digest: str) -> str:
     return f"models/{name}/{digest}.zip"
 
