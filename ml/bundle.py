@@ -31,14 +31,7 @@ from ml.manifest import (
     open_bundle,
     write_manifest,
 )
-from ml.preprocess import preprocessing_description
-
-# How imported models expect their input; wrapping with these makes them take 0..255 like ours.
-INPUT_SCALINGS: dict[str, str] = {
-    "0-255": "model takes raw 0..255 pixels",
-    "0-1": "model takes pixels / 255",
-    "-1-1": "model takes pixels / 127.5 - 1",
-}
+from ml.preprocess import INPUT_SCALINGS, preprocessing_description
 
 
 @dataclass

@@ -27,6 +27,13 @@ RESIZE_ANTIALIAS = True
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 _BACKGROUND = (255, 255, 255)
 
+# How imported models expect their input; wrapping with these makes them take 0..255 like ours.
+INPUT_SCALINGS: dict[str, str] = {
+    "0-255": "model takes raw 0..255 pixels",
+    "0-1": "model takes pixels / 255",
+    "-1-1": "model takes pixels / 127.5 - 1",
+}
+
 
 class ImageDecodeError(ValueError):
     """The bytes are not an image Pillow can decode."""

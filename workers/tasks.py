@@ -11,6 +11,7 @@ from webapp.cases.services import case_mark_finished_without_result, rerun_recor
 from webapp.config.celery import (
     CLASSIFY_TASK,
     EVALUATE_TASK,
+    IMPORT_TASK,
     REAP_TASK,
     RERUN_TASK,
     TRAIN_TASK,
@@ -20,6 +21,7 @@ from webapp.modelops.models import ModelVersion
 from webapp.modelops.services import training_runs_reap_stale
 from webapp.storage.store import StorageUnavailable
 from workers.evaluation import evaluate_version
+from workers.imports import import_upload
 from workers.inference import WAITING_FOR_MODEL, classify_case, rerun_case
 from workers.model_cache import ModelUnavailable
 from workers.training import fail_runs_of_dead_processes, train_run
@@ -102,6 +104,11 @@ def evaluate(version_id: int) -> str:
         return "gone"
     evaluate_version(version)
     return "evaluated"
+
+
+@app.task(name=IMPORT_TASK, acks_late=False, time_limit=settings.TRAINING_TIME_LIMIT)
+def import_model(import_id: int) -> str:
+    return import_upload(import_id=import_id)
 
 
 @app.task(name=REAP_TASK, acks_late=True, time_limit=120)

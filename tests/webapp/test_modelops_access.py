@@ -51,6 +51,9 @@ def page_routes(run, version):
         ("get", reverse("modelops:version-artefact", args=[version.name, "reliability.png"])),
         ("post", reverse("modelops:rollback")),
         ("post", reverse("cases:rerun-new", args=[version.name])),
+        ("get", reverse("modelops:import-new")),
+        ("post", reverse("modelops:import-new")),
+        ("get", reverse("modelops:import", args=[uuid.uuid4()])),
         ("get", reverse("cases:rerun", args=[uuid.uuid4()])),
     ]
 
@@ -68,6 +71,8 @@ def api_routes(run, version):
         ("post", reverse("api:model-promote", args=[version.name])),
         ("post", reverse("api:model-rollback")),
         ("post", reverse("api:model-rerun", args=[version.name])),
+        ("post", reverse("api:import-list")),
+        ("get", reverse("api:import-detail", args=[uuid.uuid4()])),
         ("get", reverse("api:rerun-detail", args=[uuid.uuid4()])),
     ]
 

@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from webapp.modelops.services import ModelOpsError, PromotionRefused
+from webapp.storage.store import StorageUnavailable
 
 
 def api_exception_handler(exc, context):
@@ -12,4 +13,6 @@ def api_exception_handler(exc, context):
         if isinstance(exc, PromotionRefused):
             body["gate"] = exc.gate
         return Response(body, status=exc.status)
+    if isinstance(exc, StorageUnavailable):
+        return Response({"detail": str(exc)}, status=503)
     return exception_handler(exc, context)

@@ -4,17 +4,21 @@ and the active model's card (everyone signed in)."""
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from ml.preprocess import INPUT_SCALINGS
 from ml.training_config import ARCHITECTURE_NAMES, PRESETS
 from webapp.api.permissions import IsAdminRole
 from webapp.cases.selectors import rerun_get, rerun_report
 from webapp.cases.services import rerun_create
-from webapp.modelops.models import Dataset, DatasetLocation
+from webapp.modelops.models import Dataset, DatasetLocation, ImportKind
 from webapp.modelops.selectors import (
     comparison,
     datasets_list,
     model_card,
+    model_import_get,
+    model_import_state,
     model_version_get,
     model_version_get_active,
     model_versions_list,
@@ -24,6 +28,7 @@ from webapp.modelops.selectors import (
 )
 from webapp.modelops.services import (
     dataset_register,
+    model_import_create,
     model_version_promote,
     model_version_rollback,
     training_run_cancel,
@@ -298,3 +303,45 @@ class RerunDetailView(GenericAPIView):
     )
     def get(self, request, public_id):
         return Response(rerun_report(rerun_get(public_id=public_id)))
+
+
+class ModelImportSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ImportKind.choices)
+    bundle = serializers.FileField(required=False)
+    model = serializers.FileField(required=False)
+    json = serializers.FileField(required=False)
+    weights = serializers.FileField(required=False)
+    architecture = serializers.CharField(max_length=64)
+    input_scale = serializers.ChoiceField(choices=list(INPUT_SCALINGS), default="0-255")
+    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=120)
+
+
+class ModelImportCreateView(GenericAPIView):
+    """Upload a bundle, a Keras file or a JSON + H5 pair; the training worker checks and registers it."""
+
+    permission_classes = [IsAdminRole]
+    parser_classes = [MultiPartParser]
+    serializer_class = ModelImportSerializer
+
+    @extend_schema(responses={201: OpenApiResponse(description="the import's state")})
+    def post(self, request):
+        serializer = ModelImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        record = model_import_create(
+            requested_by=request.user,
+            kind=data["kind"],
+            files={role: data.get(role) for role in ("bundle", "model", "json", "weights")},
+            architecture=data["architecture"],
+            input_scale=data["input_scale"],
+            name=data["name"],
+        )
+        return Response(model_import_state(record), status=status.HTTP_201_CREATED)
+
+
+class ModelImportDetailView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(responses=OpenApiResponse(description="the import's state"))
+    def get(self, request, public_id):
+        return Response(model_import_state(model_import_get(public_id=public_id)))

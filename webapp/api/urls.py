@@ -32,6 +32,12 @@ urlpatterns = [
         name="model-promote",
     ),
     path("models/<str:name>/reruns/", modelops.ModelVersionRerunView.as_view(), name="model-rerun"),
+    path("model-imports/", modelops.ModelImportCreateView.as_view(), name="import-list"),
+    path(
+        "model-imports/<uuid:public_id>/",
+        modelops.ModelImportDetailView.as_view(),
+        name="import-detail",
+    ),
     path("reruns/<uuid:public_id>/", modelops.RerunDetailView.as_view(), name="rerun-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

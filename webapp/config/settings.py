@@ -175,6 +175,7 @@ CELERY_TASK_ROUTES = {
     "cases.*": {"queue": "inference"},
     "modelops.train": {"queue": "training"},
     "modelops.evaluate": {"queue": "training"},
+    "modelops.import_model": {"queue": "training"},
     "modelops.reap_stale_runs": {"queue": "inference"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -269,6 +270,8 @@ EVALUATION_SET_SEED = env_int("EVALUATION_SET_SEED", 0)
 # Promotion is refused when balanced accuracy or melanoma sensitivity on the evaluation set falls by
 # more than this (absolute) below the active model's, unless the admin writes a reason.
 PROMOTION_MAX_DROP = float(os.environ.get("PROMOTION_MAX_DROP", "0.02"))
+# Largest model file an admin may upload for import (DenseNet169 bundles are about 60 MB).
+MODEL_IMPORT_MAX_BYTES = env_int("MODEL_IMPORT_MAX_BYTES", 1024 * 1024 * 1024)
 REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-training-runs": {

@@ -1,7 +1,8 @@
 from django import forms
 
+from ml.preprocess import INPUT_SCALINGS
 from ml.training_config import ARCHITECTURE_NAMES
-from webapp.modelops.models import Dataset, DatasetLocation
+from webapp.modelops.models import Dataset, DatasetLocation, ImportKind
 
 PRESET_CHOICES = [
     ("standard", "Standard: the recipe the model card measured (about an hour on 2 CPU cores)"),
@@ -63,3 +64,27 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(
         required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
     )
+
+
+class ModelImportForm(forms.Form):
+    kind = forms.ChoiceField(choices=ImportKind.choices, widget=forms.RadioSelect, initial="bundle")
+    bundle = forms.FileField(required=False, help_text="for a bundle: the .zip")
+    model = forms.FileField(required=False, help_text="for a model file: the .keras or .h5 file")
+    json = forms.FileField(required=False, help_text="for JSON + weights: the model JSON")
+    weights = forms.FileField(required=False, help_text="for JSON + weights: the H5 weights")
+    architecture = forms.CharField(
+        max_length=64,
+        initial="mobilenet_v2",
+        help_text="recorded with the model, e.g. mobilenet_v2",
+    )
+    input_scale = forms.ChoiceField(
+        choices=[(k, f"{k}: {v}") for k, v in INPUT_SCALINGS.items()],
+        initial="0-255",
+        help_text="the pixel range the model was trained on (Keras files only; bundles record it)",
+    )
+    name = forms.CharField(required=False, max_length=120, help_text="version name (optional)")
+
+    def uploads(self) -> dict:
+        return {
+            role: self.cleaned_data.get(role) for role in ("bundle", "model", "json", "weights")
+        }

@@ -231,6 +231,48 @@ class TrainingRun(models.Model):
         return self.status in RUN_TERMINAL
 
 
+class ImportKind(models.TextChoices):
+    BUNDLE = "bundle", "A SkinSight bundle (.zip)"
+    MODEL_FILE = "model_file", "A Keras model file (.keras or .h5, Keras 2 or 3)"
+    JSON_WEIGHTS = "json_weights", "Keras JSON + H5 weights (the paper's deployment files)"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Checking"
+    SUCCEEDED = "succeeded", "Registered"
+    FAILED = "failed", "Refused"
+
+
+class ModelImport(models.Model):
+    """An uploaded model waiting for the training worker to check, convert and register it."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="model_imports"
+    )
+    kind = models.CharField(max_length=16, choices=ImportKind.choices)
+    architecture = models.CharField(max_length=64)
+    input_scale = models.CharField(max_length=8, default="0-255")
+    name = models.CharField(max_length=120, blank=True)
+    uploads = models.JSONField(default=dict, help_text="role → object key of the uploaded files")
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    status_reason = models.TextField(blank=True)
+    model_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="import_record"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.public_id} ({self.status})"
+
+
 class ModelEvaluation(models.Model):
     """A model's numbers on an evaluation set; the judge compares these, never training-time ones."""
 

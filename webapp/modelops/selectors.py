@@ -13,6 +13,7 @@ from webapp.modelops.models import (
     EvaluationSet,
     ModelEvaluation,
     ModelEvent,
+    ModelImport,
     ModelStatus,
     ModelVersion,
     RunStatus,
@@ -208,6 +209,31 @@ def _summary(evaluation: ModelEvaluation | None) -> dict | None:
 
 def model_events_list() -> QuerySet[ModelEvent]:
     return ModelEvent.objects.select_related("version", "previous", "actor")
+
+
+def model_imports_list() -> QuerySet[ModelImport]:
+    return ModelImport.objects.select_related("requested_by", "model_version")
+
+
+def model_import_get(*, public_id) -> ModelImport:
+    record = model_imports_list().filter(public_id=public_id).first()
+    if record is None:
+        raise Http404("No such import.")
+    return record
+
+
+def model_import_state(record: ModelImport) -> dict:
+    return {
+        "id": str(record.public_id),
+        "kind": record.kind,
+        "status": record.status,
+        "status_label": record.get_status_display(),
+        "reason": record.status_reason,
+        "architecture": record.architecture,
+        "model_version": record.model_version.name if record.model_version else None,
+        "created_at": _iso(record.created_at),
+        "finished_at": _iso(record.finished_at),
+    }
 
 
 def datasets_list() -> QuerySet[Dataset]:

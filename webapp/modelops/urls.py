@@ -19,6 +19,8 @@ urlpatterns = [
         name="run-artefact",
     ),
     path("modelops/rollback/", views.rollback, name="rollback"),
+    path("modelops/imports/new/", views.import_new, name="import-new"),
+    path("modelops/imports/<uuid:public_id>/", views.import_page, name="import"),
     path("modelops/versions/<str:name>/", views.version_page, name="version"),
     path("modelops/versions/<str:name>/promote/", views.version_promote, name="version-promote"),
     path("modelops/versions/<str:name>/evaluate/", views.version_evaluate, name="version-evaluate"),

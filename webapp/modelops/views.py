@@ -7,13 +7,15 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.decorators import admin_required
-from webapp.modelops.forms import DatasetForm, ReasonForm, TrainingRunForm
+from webapp.modelops.forms import DatasetForm, ModelImportForm, ReasonForm, TrainingRunForm
 from webapp.modelops.selectors import (
     comparison,
     datasets_list,
     evaluation_set_current,
     model_card,
     model_events_list,
+    model_import_get,
+    model_imports_list,
     model_version_get,
     model_version_get_active,
     model_versions_list,
@@ -24,6 +26,7 @@ from webapp.modelops.selectors import (
 from webapp.modelops.services import (
     ModelOpsError,
     dataset_register,
+    model_import_create,
     model_version_promote,
     model_version_request_evaluation,
     model_version_rollback,
@@ -56,6 +59,7 @@ def dashboard(request):
             "versions": model_versions_list()[:30],
             "datasets": datasets_list(),
             "events": model_events_list()[:10],
+            "imports": model_imports_list()[:10],
             "active": model_version_get_active(),
             "evaluation_set": evaluation_set_current(),
             "rollback_form": ReasonForm(),
@@ -237,3 +241,37 @@ def dataset_new(request):
             return redirect("modelops:dashboard")
     status = 400 if request.method == "POST" else 200
     return render(request, "modelops/dataset_new.html", {"form": form}, status=status)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def import_new(request):
+    form = ModelImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            record = model_import_create(
+                requested_by=request.user,
+                kind=form.cleaned_data["kind"],
+                files=form.uploads(),
+                architecture=form.cleaned_data["architecture"],
+                input_scale=form.cleaned_data["input_scale"],
+                name=form.cleaned_data["name"],
+            )
+        except ModelOpsError as exc:
+            form.add_error(None, str(exc))
+        except store.StorageUnavailable as exc:
+            return render(
+                request, "modelops/import_new.html", {"form": form, "error": str(exc)}, status=503
+            )
+        else:
+            return redirect("modelops:import", public_id=record.public_id)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "modelops/import_new.html", {"form": form}, status=status)
+
+
+@admin_required
+@require_GET
+def import_page(request, public_id):
+    return render(
+        request, "modelops/import.html", {"record": model_import_get(public_id=public_id)}
+    )

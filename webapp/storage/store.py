@@ -55,6 +55,11 @@ def model_bundle_prefix(name: str) -> str:
     return f"models/{name}/"
 
 
+def model_import_key(import_public_id, filename: str) -> str:
+    """Uploaded model files, kept only until the training worker has checked them."""
+    return f"imports/{import_public_id}/{filename}"
+
+
 def snapshot_key(digest: str) -> str:
     return f"datasets/snapshots/{digest}.json"
 
