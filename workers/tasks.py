@@ -20,6 +20,7 @@ from webapp.config.celery import (
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.services import training_runs_reap_stale
 from webapp.storage.store import StorageUnavailable
+from workers.broker import waiting_first_arguments
 from workers.evaluation import evaluate_version
 from workers.imports import import_upload
 from workers.inference import WAITING_FOR_MODEL, classify_case, rerun_case
@@ -114,4 +115,5 @@ def import_model(import_id: int) -> str:
 @app.task(name=REAP_TASK, acks_late=True, time_limit=120)
 def reap_stale_runs() -> dict:
     found = fail_runs_of_dead_processes()
-    return {**training_runs_reap_stale(), "dead_processes": found}
+    waiting = waiting_first_arguments("training", TRAIN_TASK)
+    return {**training_runs_reap_stale(waiting=waiting), "dead_processes": found}

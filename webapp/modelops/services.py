@@ -597,11 +597,13 @@ def training_run_version_name(run: TrainingRun) -> str:
     return f"{run.options.get('architecture', 'model')}-run{run.pk}-{stamp}"
 
 
-def training_runs_reap_stale() -> dict[str, int]:
+def training_runs_reap_stale(*, waiting: set[int] | None = None) -> dict[str, int]:
     """Fail runs whose worker stopped sending heartbeats; send again runs whose message was lost.
 
-    Run by Celery beat on the inference queue (the training worker may be the one that died), by the
-    training worker when it starts, and by ``manage.py reap_training_runs``.
+    ``waiting`` holds the ids of runs whose message is still in the broker; a queued run older than
+    ``TRAINING_REQUEUE_AFTER`` that is not among them lost its message (Redis restarted empty) and is
+    sent again. Without ``waiting`` nothing is re-sent. Run by Celery beat on the inference queue (the
+    training worker may be the one that died) and by the training worker when it starts.
     """
     now = timezone.now()
     silent_since = now - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
@@ -619,14 +621,16 @@ def training_runs_reap_stale() -> dict[str, int]:
         ):
             training_run_clean_up(run=run)
             failed += 1
-    lost_before = now - timedelta(seconds=settings.TRAINING_REQUEUE_AFTER)
     requeued = 0
-    for run_id in TrainingRun.objects.filter(
-        status=RunStatus.QUEUED, created_at__lt=lost_before
-    ).values_list("pk", flat=True):
-        # A duplicate message is harmless: the run is claimed once.
-        _enqueue_training(run_id)
-        requeued += 1
+    if waiting is not None:
+        lost_before = now - timedelta(seconds=settings.TRAINING_REQUEUE_AFTER)
+        for run_id in TrainingRun.objects.filter(
+            status=RunStatus.QUEUED, created_at__lt=lost_before
+        ).values_list("pk", flat=True):
+            if run_id not in waiting:
+                # Were both to arrive, the run would still be claimed once.
+                _enqueue_training(run_id)
+                requeued += 1
     return {"failed": failed, "requeued": requeued}
 
 
