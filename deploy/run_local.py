@@ -35,8 +35,10 @@ def say(message: str) -> None:
     print(f"[skinsight] {message}", flush=True)
 
 
-def manage(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=check, text=True)
+def manage(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PY, "manage.py", *args], cwd=ROOT, check=check, text=True, capture_output=quiet
+    )
 
 
 class Supervisor:
@@ -99,7 +101,7 @@ class Supervisor:
 
     def maybe_train_first_model(self) -> None:
         # The exit status answers, not the text: `manage.py shell` prints banners of its own.
-        if manage("active_model", "--check", check=False).returncode == 0:
+        if manage("active_model", "--check", check=False, quiet=True).returncode == 0:
             say("keeping the active model; train, judge and promote others on the Models page")
             return
         dataset = os.environ.get("DATASET_DIR")

@@ -157,7 +157,7 @@ def admin(db):
 
 @pytest.fixture
 def registered_dataset(admin, training_dataset_dir):
-    from webapp.modelops.services import dataset_register
+    from webapp.modelops.services.datasets import dataset_register
 
     return dataset_register(
         name="tiny-ham",

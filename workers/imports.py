@@ -17,13 +17,9 @@ from django.utils import timezone
 from ml.manifest import BundleError, unpack_bundle
 from webapp.modelops.models import ImportKind, ImportStatus, ModelImport
 from webapp.modelops.selectors import evaluation_set_current
-from webapp.modelops.services import (
-    NotAllowed,
-    model_import_claim,
-    model_import_finish,
-    model_version_register,
-    require_admin,
-)
+from webapp.modelops.services.common import NotAllowed, require_admin
+from webapp.modelops.services.imports import model_import_claim, model_import_finish
+from webapp.modelops.services.registry import model_version_register
 from webapp.storage import store
 from workers.evaluation import evaluate_bundle_on_set
 

@@ -8,7 +8,7 @@ from django.db import connections
 
 from webapp.config.celery import TRAIN_TASK, app
 from webapp.modelops.selectors import model_version_get_active
-from webapp.modelops.services import training_runs_reap_stale
+from webapp.modelops.services.runs import training_runs_reap_stale
 from workers.model_cache import ModelUnavailable, get_predictor
 from workers.training import fail_run_of_lost_worker, fail_runs_of_dead_processes
 

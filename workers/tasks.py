@@ -18,7 +18,7 @@ from webapp.config.celery import (
     app,
 )
 from webapp.modelops.models import ModelVersion
-from webapp.modelops.services import training_runs_reap_stale
+from webapp.modelops.services.runs import training_runs_reap_stale
 from webapp.storage.store import StorageUnavailable
 from workers.broker import waiting_first_arguments
 from workers.evaluation import evaluate_version

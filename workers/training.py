@@ -31,10 +31,9 @@ from webapp.cases.selectors import confirmed_case_items
 from webapp.modelops.bundles import ModelUnavailable
 from webapp.modelops.models import RUN_IN_PROGRESS, RunStatus, TrainingRun
 from webapp.modelops.selectors import metric_summary, model_version_get_active
-from webapp.modelops.services import (
-    NotAllowed,
-    model_version_register,
-    require_admin,
+from webapp.modelops.services.common import NotAllowed, require_admin
+from webapp.modelops.services.registry import model_version_register
+from webapp.modelops.services.runs import (
     training_run_add_artefacts,
     training_run_advance,
     training_run_claim,

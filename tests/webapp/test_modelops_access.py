@@ -115,7 +115,7 @@ def test_admins_reach_the_pages(client, run, version):
 
 
 def test_everyone_signed_in_reads_the_model_card(client, version):
-    from webapp.modelops.services import model_version_activate
+    from webapp.modelops.services.registry import model_version_activate
 
     client.force_login(UserFactory())
     assert "No model is active yet" in client.get(reverse("modelops:card")).content.decode()

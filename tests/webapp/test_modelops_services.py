@@ -13,16 +13,13 @@ from webapp.modelops.models import (
     ModelVersion,
     RunStatus,
 )
-from webapp.modelops.services import (
-    ModelOpsError,
-    NotAllowed,
-    PromotionRefused,
+from webapp.modelops.services.common import ModelOpsError, NotAllowed, PromotionRefused
+from webapp.modelops.services.registry import (
     model_version_activate,
     model_version_promote,
     model_version_rollback,
-    training_run_cancel,
-    training_run_create,
 )
+from webapp.modelops.services.runs import training_run_cancel, training_run_create
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 from tests.factories import UserFactory
 from webapp.cases.models import CaseStatus
 from webapp.modelops.models import ModelVersion
-from webapp.modelops.services import model_version_activate
+from webapp.modelops.services.registry import model_version_activate
 from workers.model_cache import ModelUnavailable, get_predictor
 from workers.tasks import classify
 

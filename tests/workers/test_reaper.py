@@ -11,7 +11,7 @@ from django.utils import timezone
 from tests.conftest import TINY_RUN_OPTIONS
 from webapp.config.celery import TRAIN_TASK
 from webapp.modelops.models import RunStatus, TrainingRun
-from webapp.modelops.services import training_run_create
+from webapp.modelops.services.runs import training_run_create
 from workers.broker import waiting_first_arguments
 from workers.tasks import reap_stale_runs
 

@@ -17,7 +17,8 @@ from webapp.modelops.models import (
     ModelVersion,
     RunStatus,
 )
-from webapp.modelops.services import dataset_register, training_run_create
+from webapp.modelops.services.datasets import dataset_register
+from webapp.modelops.services.runs import training_run_create
 from workers import training
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -103,7 +104,7 @@ def test_two_runs_requested_together_are_two_runs_with_two_bundles(admin, regist
 def test_a_repeat_trains_on_the_same_snapshot_and_refuses_changed_images(
     admin, registered_dataset, training_dataset_dir, tmp_path, settings, s3_client
 ):
-    from webapp.modelops.services import training_run_repeat
+    from webapp.modelops.services.runs import training_run_repeat
 
     first = _run(admin, registered_dataset)
     training.train_run(run_id=first.pk)
@@ -180,7 +181,7 @@ def test_the_worker_asks_again_whether_the_requester_is_an_admin(admin, register
 
 
 def test_a_cancel_request_stops_the_run_at_the_next_batch(admin, registered_dataset, monkeypatch):
-    from webapp.modelops.services import training_run_cancel
+    from webapp.modelops.services.runs import training_run_cancel
 
     run = _run(admin, registered_dataset, head_epochs=50)
     original = training.RunObserver.batch_end

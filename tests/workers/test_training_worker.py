@@ -15,7 +15,7 @@ from tests.factories import UserFactory
 from tests.processes import start_training_worker, start_worker, stop, wait_until
 from webapp.cases.models import Case, CaseStatus
 from webapp.modelops.models import ModelEvent, ModelStatus, ModelVersion, RunStatus, TrainingRun
-from webapp.modelops.services import training_run_create, training_runs_reap_stale
+from webapp.modelops.services.runs import training_run_create, training_runs_reap_stale
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -3,7 +3,7 @@
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from webapp.modelops.services import ModelOpsError, PromotionRefused
+from webapp.modelops.services.common import ModelOpsError, PromotionRefused
 from webapp.storage.store import StorageUnavailable
 
 

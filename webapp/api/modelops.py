@@ -26,14 +26,10 @@ from webapp.modelops.selectors import (
     training_run_state,
     training_runs_list,
 )
-from webapp.modelops.services import (
-    dataset_register,
-    model_import_create,
-    model_version_promote,
-    model_version_rollback,
-    training_run_cancel,
-    training_run_create,
-)
+from webapp.modelops.services.datasets import dataset_register
+from webapp.modelops.services.imports import model_import_create
+from webapp.modelops.services.registry import model_version_promote, model_version_rollback
+from webapp.modelops.services.runs import training_run_cancel, training_run_create
 
 
 class TrainingRunRequestSerializer(serializers.Serializer):

@@ -40,7 +40,7 @@ from webapp.cases.selectors import (
 from webapp.cases.url_fetch import fetch_url
 from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, app
 from webapp.modelops.models import ModelVersion
-from webapp.modelops.services import ModelOpsError, require_admin
+from webapp.modelops.services.common import ModelOpsError, require_admin
 from webapp.storage import store
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from webapp.cases.services import (
 )
 from webapp.cases.url_fetch import UrlRejected
 from webapp.modelops.selectors import model_version_get
-from webapp.modelops.services import ModelOpsError
+from webapp.modelops.services.common import ModelOpsError
 from webapp.storage import store
 
 

@@ -23,13 +23,15 @@ from webapp.modelops.selectors import (
     training_run_state,
     training_runs_list,
 )
-from webapp.modelops.services import (
-    ModelOpsError,
-    dataset_register,
-    model_import_create,
+from webapp.modelops.services.common import ModelOpsError
+from webapp.modelops.services.datasets import dataset_register
+from webapp.modelops.services.imports import model_import_create
+from webapp.modelops.services.registry import (
     model_version_promote,
     model_version_request_evaluation,
     model_version_rollback,
+)
+from webapp.modelops.services.runs import (
     training_run_cancel,
     training_run_create,
     training_run_repeat,

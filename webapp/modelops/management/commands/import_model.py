@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from ml.manifest import BundleError
-from webapp.modelops.services import model_version_activate, model_version_register
+from webapp.modelops.services.registry import model_version_activate, model_version_register
 
 
 class Command(BaseCommand):

@@ -8,13 +8,10 @@ from ml.training_config import add_training_options
 from webapp.accounts.models import Role, User
 from webapp.modelops.models import Dataset, DatasetLocation, ModelVersion, RunStatus, TrainingRun
 from webapp.modelops.selectors import model_version_get_active
-from webapp.modelops.services import (
-    REQUESTABLE_OPTIONS,
-    ModelOpsError,
-    dataset_register,
-    model_version_promote,
-    training_run_create,
-)
+from webapp.modelops.services.common import ModelOpsError
+from webapp.modelops.services.datasets import dataset_register
+from webapp.modelops.services.registry import model_version_promote
+from webapp.modelops.services.runs import REQUESTABLE_OPTIONS, training_run_create
 
 POLL_SECONDS = 2.0
 
