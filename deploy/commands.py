@@ -1,7 +1,12 @@
-"""The command lines of SkinSight's processes, in one place: `make run`, the tests and the images use them."""
+"""The command lines of SkinSight's processes, in one place: `make run`, the tests and the images use them.
+
+`python -m deploy.commands ROLE` runs one (the container images' commands): web, inference-worker,
+training-worker or scheduler.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 PY = sys.executable
@@ -28,6 +33,31 @@ def beat(schedule_file: str) -> list[str]:
             "--loglevel", "INFO"]  # fmt: skip
 
 
-def web(host: str, port: int) -> list[str]:
+def web(host: str, port: int, *, behind_proxy: bool = False) -> list[str]:
+    """``behind_proxy``: trust X-Forwarded-* from the proxy in front (the container image)."""
+    proxy = ["--proxy-headers"] if behind_proxy else []
     return [PY, "-m", "uvicorn", "webapp.config.asgi:application", "--host", host,
-            "--port", str(port), "--log-level", "info", "--lifespan", "off"]  # fmt: skip
+            "--port", str(port), "--log-level", "info", "--lifespan", "off", *proxy]  # fmt: skip
+
+
+ROLES = {
+    "web": lambda: web("0.0.0.0", int(os.environ.get("PORT", "8000")), behind_proxy=True),  # noqa: S104
+    "inference-worker": lambda: inference_worker(
+        "inference", int(os.environ.get("WORKER_CONCURRENCY", "1"))
+    ),
+    "training-worker": lambda: training_worker("training"),
+    "scheduler": lambda: beat(os.environ.get("BEAT_SCHEDULE_FILE", "/tmp/celerybeat-schedule")),  # noqa: S108
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in ROLES:
+        raise SystemExit(f"usage: python -m deploy.commands {{{','.join(ROLES)}}}")
+    command = ROLES[args[0]]()
+    # Replace this process, so signals from the container runtime reach the server itself.
+    os.execv(command[0], command)  # noqa: S606  (our own fixed command line)
+
+
+if __name__ == "__main__":
+    main()

@@ -62,6 +62,10 @@ def test_admin_starts_a_run_and_watches_it_train(stack, browser, tmp_path):
     assert page.locator("#accuracy-chart circle.val").count() == 6
     assert "froze snapshot" in page.locator("#messages").inner_text()
     page.screenshot(path=str(tmp_path / "training.png"), full_page=True)
+    # A reload draws the same run from its stored state.
+    page.reload()
+    assert page.locator("#status").inner_text() == "Succeeded"
+    assert page.locator("#accuracy-chart circle.val").count() == 6
 
     # The candidate's page shows it beside the active model and offers promotion.
     page.locator("#candidate-link").click()

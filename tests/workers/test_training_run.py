@@ -4,6 +4,7 @@ candidate judged and registered; bad data, cancellation and a demoted admin end 
 import csv
 import json
 import shutil
+import uuid
 
 import pytest
 
@@ -17,6 +18,7 @@ from webapp.modelops.models import (
     ModelVersion,
     RunStatus,
 )
+from webapp.modelops.services.common import ModelOpsError
 from webapp.modelops.services.datasets import dataset_register
 from webapp.modelops.services.runs import training_run_create
 from workers import training
@@ -242,3 +244,23 @@ def test_confirmed_cases_join_the_snapshot_with_their_newest_diagnosis(
     assert run.snapshot.confirmed_case_count == 2
     # Earlier reviews are kept, not overwritten.
     assert list(corrected.reviews.values_list("diagnosis", flat=True)) == ["nv", "mel"]
+
+
+def test_a_dataset_under_an_s3_prefix_trains_like_a_folder(
+    admin, training_dataset_dir, s3_client, settings
+):
+    prefix = f"datasets/uploaded/{uuid.uuid4().hex}/ham"
+    for path in training_dataset_dir.rglob("*"):
+        if path.is_file():
+            key = f"{prefix}/{path.relative_to(training_dataset_dir).as_posix()}"
+            s3_client.put_object(Bucket=settings.S3_BUCKET, Key=key, Body=path.read_bytes())
+    with pytest.raises(ModelOpsError, match="not in the HAM10000 layout"):
+        dataset_register(
+            name="nowhere", location_kind="s3", location="datasets/none", created_by=admin
+        )
+    dataset = dataset_register(name="in-s3", location_kind="s3", location=prefix, created_by=admin)
+    run = _run(admin, dataset)
+    assert training.train_run(run_id=run.pk) == training.SUCCEEDED
+    run.refresh_from_db()
+    assert any(f"s3 prefix {prefix}" in line for line in run.progress["messages"])
+    assert run.snapshot.image_count + run.snapshot.evaluation_set.image_count == 84

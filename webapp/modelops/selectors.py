@@ -346,6 +346,7 @@ def model_card(version: ModelVersion) -> dict:
         "created_at": manifest.get("created_at"),
         "dataset": {
             "name": snapshot.dataset.name if snapshot else None,
+            "description": snapshot.dataset.description if snapshot else "",
             "images": snapshot.image_count if snapshot else None,
             "class_counts": snapshot.class_counts if snapshot else None,
             "sha256": manifest.get("dataset_sha256"),

@@ -117,7 +117,10 @@
     text("accuracy", fmt(logs.accuracy));
     text("elapsed", duration(p.elapsed_seconds));
     text("eta", finished(state) ? "" : "ETA " + duration(p.eta_seconds));
-    text("messages", (p.messages || []).join("\n"));
+    const log = document.getElementById("messages");
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.textContent = (p.messages || []).join("\n");
+    if (atBottom) log.scrollTop = log.scrollHeight; // follow the newest line unless the reader scrolled up
 
     const h = p.history || {};
     const steps = h.step || [];
