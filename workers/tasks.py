@@ -32,16 +32,26 @@ logger = logging.getLogger(__name__)
 # Faults that go away by themselves: back off and try again.
 TRANSIENT = (StorageUnavailable, OperationalError, InterfaceError, ModelUnavailable)
 
+# Jobs of the inference queue: acknowledged late (a dead worker's job is redelivered), time-limited,
+# retried with back-off on transient faults.
+INFERENCE_JOB = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "soft_time_limit": settings.CLASSIFY_SOFT_TIME_LIMIT,
+    "time_limit": settings.CLASSIFY_TIME_LIMIT,
+    "max_retries": settings.CLASSIFY_MAX_RETRIES,
+}
 
-@app.task(
-    name=CLASSIFY_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT,
-    time_limit=settings.CLASSIFY_TIME_LIMIT,
-    max_retries=settings.CLASSIFY_MAX_RETRIES,
-)
+
+def _retry_later(task, exc: Exception):
+    """The retry to raise: exponential back-off, capped below the broker's visibility timeout."""
+    countdown = min(5 * 2**task.request.retries, settings.CLASSIFY_MAX_BACKOFF)
+    logger.warning("%s: %s; retrying in %ss", task.name, type(exc).__name__, countdown)
+    return task.retry(exc=exc, countdown=countdown)
+
+
+@app.task(name=CLASSIFY_TASK, **INFERENCE_JOB)
 def classify(self, case_id: int) -> str:
     try:
         return classify_case(case_id=case_id)
@@ -60,20 +70,10 @@ def classify(self, case_id: int) -> str:
                 "please upload the photo again or contact your clinician.",
             )
             return "failed"
-        countdown = min(5 * 2**self.request.retries, settings.CLASSIFY_MAX_BACKOFF)
-        logger.warning("case %s: %s; retrying in %ss", case_id, type(exc).__name__, countdown)
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        raise _retry_later(self, exc) from exc
 
 
-@app.task(
-    name=RERUN_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT,
-    time_limit=settings.CLASSIFY_TIME_LIMIT,
-    max_retries=settings.CLASSIFY_MAX_RETRIES,
-)
+@app.task(name=RERUN_TASK, **INFERENCE_JOB)
 def rerun(self, result_id: int) -> str:
     try:
         return rerun_case(result_id=result_id)
@@ -81,8 +81,7 @@ def rerun(self, result_id: int) -> str:
         if self.request.retries >= self.max_retries:
             rerun_record(result_id=result_id, error=f"gave up after retries: {exc}")
             return "failed"
-        countdown = min(5 * 2**self.request.retries, settings.CLASSIFY_MAX_BACKOFF)
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        raise _retry_later(self, exc) from exc
 
 
 @app.task(
