@@ -304,7 +304,6 @@ def _execute(run: TrainingRun, observer: RunObserver, scratch: Path) -> str:
         confirmed_cases=confirmed_case_items() if run.include_confirmed_cases else None,
     )
     training_run_advance(run_id=run.pk, status=RunStatus.TRAINING, snapshot=frozen.snapshot)
-    run.refresh_from_db()
 
     active = model_version_get_active()
     config = TrainConfig.from_options(

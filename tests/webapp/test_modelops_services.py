@@ -6,7 +6,6 @@ from tests.factories import AdminFactory, ClinicianFactory
 from webapp.modelops.models import (
     Dataset,
     EvaluationSet,
-    ImmutableRecord,
     ModelEvaluation,
     ModelEvent,
     ModelStatus,
@@ -20,6 +19,7 @@ from webapp.modelops.services.registry import (
     model_version_rollback,
 )
 from webapp.modelops.services.runs import training_run_cancel, training_run_create
+from webapp.records import ImmutableRecord
 
 pytestmark = pytest.mark.django_db
 

@@ -21,6 +21,7 @@ from webapp.modelops.models import (
 from webapp.modelops.services.common import ModelOpsError
 from webapp.modelops.services.datasets import dataset_register
 from webapp.modelops.services.runs import training_run_create
+from webapp.records import ImmutableRecord
 from workers import training
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -223,7 +224,12 @@ def test_confirmed_cases_join_the_snapshot_with_their_newest_diagnosis(
             cases.append(case_create(uploaded_by=patient, patient=patient, image=image).case)
     reviewed, corrected, unreviewed = cases
     review_create(case=reviewed, reviewer=clinician, diagnosis="bkl")
-    review_create(case=corrected, reviewer=clinician, diagnosis="mel", notes="first look")
+    first_look = review_create(
+        case=corrected, reviewer=clinician, diagnosis="mel", notes="first look"
+    )
+    first_look.diagnosis = "nv"
+    with pytest.raises(ImmutableRecord):
+        first_look.save()
     review_create(case=corrected, reviewer=admin, diagnosis="nv", notes="histology: naevus")
     with pytest.raises(CasePermissionDenied):
         review_create(case=unreviewed, reviewer=ClinicianFactory(), diagnosis="df")

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from ml.classes import CLASS_NAMES, CLASSES
+from webapp.records import WriteOnceModel
 
 
 class Lesion(models.Model):
@@ -103,7 +104,7 @@ class Prediction(models.Model):
         return f"{self.top_class} ({self.top_probability:.2f}) for case {self.case_id}"
 
 
-class Review(models.Model):
+class Review(WriteOnceModel):
     """A clinician's diagnosis of a case. Reviews are kept: a correction is a new row, never an edit, and
     the newest review is the case's label for retraining."""
 
@@ -122,12 +123,6 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.diagnosis} for case {self.case_id} by {self.reviewer}"
-
-    def save(self, *args, **kwargs):
-        # Integrity, not business logic: a review, once written, is history.
-        if self.pk is not None and not self._state.adding:
-            raise RuntimeError("reviews are append-only; add a new review instead")
-        super().save(*args, **kwargs)
 
 
 class Rerun(models.Model):

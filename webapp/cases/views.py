@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -26,6 +26,7 @@ from webapp.cases.url_fetch import UrlRejected
 from webapp.modelops.selectors import model_version_get
 from webapp.modelops.services.common import ModelOpsError
 from webapp.storage import store
+from webapp.storage.responses import private_object_response
 
 
 @login_required
@@ -81,15 +82,9 @@ def state(request, public_id):
 def image(request, public_id):
     """Stream the stored copy to an authorised user; never a public bucket URL."""
     case = case_get_for_user(user=request.user, public_id=public_id)
-    try:
-        content = store.read(case.image_key, what="the photo")
-    except store.StorageUnavailable as exc:
-        return HttpResponse(str(exc), status=503, content_type="text/plain")
-    response = HttpResponse(content, content_type=case.image_content_type)
-    response["Content-Disposition"] = "inline"
-    response["Cache-Control"] = "private, max-age=300"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return private_object_response(
+        case.image_key, what="The photo", content_type=case.image_content_type, max_age=300
+    )
 
 
 @login_required

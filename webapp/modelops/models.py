@@ -3,9 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-
-class ImmutableRecord(RuntimeError):
-    """A registry row's identity or lineage was about to change; those never change."""
+from webapp.records import WriteOnceModel
 
 
 class ModelStatus(models.TextChoices):
@@ -14,7 +12,7 @@ class ModelStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
-class ModelVersion(models.Model):
+class ModelVersion(WriteOnceModel):
     """A registered model bundle in object storage. Bundles are immutable: a new model is a new row.
 
     Only `status` and `activated_at` ever change after creation (promotion and rollback move them);
@@ -70,16 +68,6 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
-
-    def save(self, *args, **kwargs):
-        # An integrity guard, not business logic: an existing row may only move its status.
-        update_fields = kwargs.get("update_fields")
-        existing = self.pk is not None and not self._state.adding
-        if existing and (update_fields is None or not set(update_fields) <= self.MUTABLE_FIELDS):
-            raise ImmutableRecord(
-                f"model version {self.name} is immutable; only its status can change"
-            )
-        super().save(*args, **kwargs)
 
     @property
     def class_names(self) -> list[str]:
@@ -309,7 +297,7 @@ class ModelEventAction(models.TextChoices):
     ACTIVATE = "activate", "Activated from the command line"
 
 
-class ModelEvent(models.Model):
+class ModelEvent(WriteOnceModel):
     """Append-only record of which model answers patients and why it changed: who, when, from which."""
 
     action = models.CharField(max_length=16, choices=ModelEventAction.choices)
@@ -329,8 +317,3 @@ class ModelEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.version.name}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None and not self._state.adding:
-            raise ImmutableRecord("model events are append-only")
-        super().save(*args, **kwargs)

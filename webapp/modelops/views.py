@@ -37,6 +37,7 @@ from webapp.modelops.services.runs import (
     training_run_repeat,
 )
 from webapp.storage import store
+from webapp.storage.responses import private_object_response
 
 # Files an admin may download, by their name in a run's or an evaluation's artefacts.
 CONTENT_TYPES = {".png": "image/png", ".txt": "text/plain; charset=utf-8", ".md": "text/markdown"}
@@ -136,19 +137,13 @@ def run_repeat(request, public_id):
 
 
 def _stream(key: str, name: str) -> HttpResponse:
-    try:
-        content = store.read(key, what=f"the file {name}")
-    except store.ObjectMissing as exc:
-        raise Http404(str(exc)) from exc
-    except store.StorageUnavailable as exc:
-        return HttpResponse(str(exc), status=503, content_type="text/plain")
     suffix = "." + key.rsplit(".", 1)[-1]
-    response = HttpResponse(
-        content, content_type=CONTENT_TYPES.get(suffix, "application/octet-stream")
+    return private_object_response(
+        key,
+        what=f"The file {name}",
+        content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"),
+        max_age=60,
     )
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, max-age=60"
-    return response
 
 
 @admin_required
