@@ -33,11 +33,19 @@ def beat(schedule_file: str) -> list[str]:
             "--loglevel", "INFO"]  # fmt: skip
 
 
+def web_processes() -> int:
+    """``WEB_CONCURRENCY``, else two per core plus one: under ASGI, Django runs a process's sync
+    views one at a time on one thread, so processes (not threads) are what let uploads overlap
+    while another waits on the object store or the database."""
+    return int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
+
+
 def web(host: str, port: int, *, behind_proxy: bool = False) -> list[str]:
     """``behind_proxy``: trust X-Forwarded-* from the proxy in front (the container image)."""
     proxy = ["--proxy-headers"] if behind_proxy else []
     return [PY, "-m", "uvicorn", "webapp.config.asgi:application", "--host", host,
-            "--port", str(port), "--log-level", "info", "--lifespan", "off", *proxy]  # fmt: skip
+            "--port", str(port), "--workers", str(web_processes()), "--log-level", "info",
+            "--lifespan", "off", *proxy]  # fmt: skip
 
 
 ROLES = {

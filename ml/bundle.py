@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from ml.classes import CLASSES
 from ml.legacy_keras import is_legacy_config, legacy_h5_config, load_legacy_h5, load_legacy_pair
 from ml.manifest import (
     METRICS_FILE,
     MODEL_FILE,
+    ONNX_FILE,
     SPLIT_FILE,
     TRAINING_FILE,
     BundleError,
@@ -31,7 +33,8 @@ from ml.manifest import (
     open_bundle,
     write_manifest,
 )
-from ml.preprocess import INPUT_SCALINGS, preprocessing_description
+from ml.onnx_export import CHECK_IMAGES, export_checked, synthetic_check_inputs
+from ml.preprocess import INPUT_SCALINGS, model_input_file, preprocessing_description
 
 
 @dataclass
@@ -63,8 +66,12 @@ def save_bundle(
     decision_thresholds: dict[str, Any] | None = None,
     dataset_sha256: str | None = None,
     name: str | None = None,
+    check_images: Sequence[str | Path] = (),
 ) -> Path:
     """Write a new bundle directory and return its path; never overwrites a non-empty one.
+
+    The model is exported to ONNX too, checked against the Keras model on ``check_images`` (real
+    image files where the caller has them, else synthetic images), see ``ml.onnx_export``.
 
     The bundle is assembled in a hidden sibling directory and renamed into place, so a crash
     half-way never leaves something that looks like a bundle.
@@ -90,6 +97,7 @@ def save_bundle(
             _write_json(staging / TRAINING_FILE, training)
         if metrics is not None:
             _write_json(staging / METRICS_FILE, metrics)
+        onnx = _export_onnx(model, staging, int(input_size), check_images)
         import tensorflow as tf
 
         write_manifest(
@@ -107,6 +115,7 @@ def save_bundle(
                 "pretrained": pretrained,
                 "parent": parent,
                 "model_file": MODEL_FILE,
+                "onnx": onnx,
                 "framework": {"keras": keras.__version__, "tensorflow": tf.__version__},
             },
         )
@@ -117,6 +126,35 @@ def save_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def _export_onnx(
+    model: keras.Model, bundle_dir: Path, input_size: int, check_images: Sequence[str | Path]
+) -> dict[str, Any]:
+    paths = list(check_images)[:CHECK_IMAGES]
+    if not paths:
+        inputs = synthetic_check_inputs(input_size)
+        return export_checked(model, bundle_dir, inputs, source="synthetic")
+    inputs = np.stack([model_input_file(str(path), input_size) for path in paths])
+    return export_checked(model, bundle_dir, inputs, source="real")
+
+
+def add_onnx_export(bundle_dir: str | Path, check_images: Sequence[str | Path] = ()) -> dict:
+    """Give a verified bundle that lacks one an ONNX export (imported bundles from older code);
+    rewrites its manifest. Returns the manifest's ``onnx`` record."""
+    bundle_dir = Path(bundle_dir)
+    with open_bundle(bundle_dir) as opened:
+        record = opened.manifest.get("onnx") or {}
+        if record.get("file") and opened.file(ONNX_FILE) is not None:
+            return record
+        loaded = load_opened_bundle(opened)
+    (bundle_dir / ONNX_FILE).unlink(missing_ok=True)
+    manifest = dict(loaded.manifest)
+    manifest["onnx"] = _export_onnx(
+        loaded.model, bundle_dir, int(manifest["input_size"]), check_images
+    )
+    write_manifest(bundle_dir, manifest)
+    return manifest["onnx"]
 
 
 def load_bundle(path: str | Path) -> LoadedBundle:
@@ -220,6 +258,7 @@ def import_model_files(
     input_scale: str = "0-255",
     class_names: Sequence[str] = CLASSES,
     parent: str | None = None,
+    check_images: Sequence[str | Path] = (),
 ) -> Path:
     """Turn a Keras JSON + H5 weights pair, or a ``.keras`` / ``.h5`` model, into a bundle.
 
@@ -258,4 +297,5 @@ def import_model_files(
         preprocessing=description,
         training={"imported_from": [os.path.basename(s) for s in sources]},
         parent=parent,
+        check_images=check_images,
     )

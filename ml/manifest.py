@@ -29,6 +29,10 @@ MODEL_FILE = "model.keras"
 SPLIT_FILE = "split.json"
 TRAINING_FILE = "training.json"
 METRICS_FILE = "metrics.json"
+# The ONNX export of ``model.keras``: optional, because serving falls back to the Keras model when
+# it is missing, damaged or failed its check. A bundle is still refused for any other bad file.
+ONNX_FILE = "model.onnx"
+OPTIONAL_FILES = frozenset({ONNX_FILE})
 SCHEMA_VERSION = 1
 REQUIRED_KEYS: tuple[str, ...] = (
     "architecture",
@@ -124,28 +128,36 @@ def read_manifest(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, A
     if not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names):
         raise BundleError(f"{manifest_path}: 'class_names' must be a list of strings")
     if verify:
-        _verify_files(bundle_dir, files)
+        verify_files(bundle_dir, files)
     return manifest
 
 
-def _verify_files(bundle_dir: Path, files: dict[str, Any]) -> None:
+def verify_files(bundle_dir: Path, files: dict[str, Any]) -> dict[str, str]:
+    """Check every listed file's sha256; raise ``BundleError`` for a required file that is missing
+    or changed, and return ``{name: problem}`` for optional files (``OPTIONAL_FILES``) that are."""
+    unusable: dict[str, str] = {}
     for name, expected in sorted(files.items()):
         if not _is_safe_relative(name):
             raise BundleError(f"bundle {bundle_dir}: manifest lists an unsafe path {name!r}")
         path = bundle_dir / name
+        problem = None
         if not path.is_file() or path.is_symlink():
-            raise BundleError(f"bundle {bundle_dir}: file {name} listed in the manifest is missing")
-        actual = file_sha256(path)
-        if actual != expected:
-            raise BundleError(
-                f"bundle {bundle_dir}: sha256 mismatch for {name}: "
-                f"manifest says {expected}, file has {actual}"
-            )
+            problem = f"file {name} listed in the manifest is missing"
+        else:
+            actual = file_sha256(path)
+            if actual != expected:
+                problem = f"sha256 mismatch for {name}: manifest says {expected}, file has {actual}"
+        if problem is None:
+            continue
+        if name not in OPTIONAL_FILES:
+            raise BundleError(f"bundle {bundle_dir}: {problem}")
+        unusable[name] = problem
     unlisted = [name for name in _bundle_files(bundle_dir) if name not in files]
     if unlisted:
         raise BundleError(
             f"bundle {bundle_dir}: file(s) not listed in the manifest: {', '.join(unlisted)}"
         )
+    return unusable
 
 
 def _is_safe_relative(name: str) -> bool:
@@ -235,10 +247,14 @@ class OpenedBundle:
 
     path: Path
     manifest: dict[str, Any]
+    # Optional files that are missing or do not match their hash: never to be used.
+    unusable: dict[str, str]
 
     def file(self, name: str) -> Path | None:
-        """The path of a file the manifest lists, or None when the bundle has no such file."""
-        return self.path / name if name in self.manifest["files"] else None
+        """The path of a file the manifest lists and that checked out, or None."""
+        if name not in self.manifest["files"] or name in self.unusable:
+            return None
+        return self.path / name
 
 
 @contextmanager
@@ -248,6 +264,11 @@ def open_bundle(path: str | Path) -> Iterator[OpenedBundle]:
     if path.is_file() and path.suffix.lower() == ".zip":
         with tempfile.TemporaryDirectory(prefix="skinsight-bundle-") as scratch:
             unpacked = unpack_bundle(path, Path(scratch) / "bundle")
-            yield OpenedBundle(unpacked, read_manifest(unpacked, verify=False))
+            yield _opened(unpacked)
         return
-    yield OpenedBundle(path, read_manifest(path, verify=True))
+    yield _opened(path)
+
+
+def _opened(bundle_dir: Path) -> OpenedBundle:
+    manifest = read_manifest(bundle_dir, verify=False)
+    return OpenedBundle(bundle_dir, manifest, verify_files(bundle_dir, manifest["files"]))

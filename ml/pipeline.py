@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ml.datasets import Sample
+from ml.preprocess import model_input_file
 
 
 def make_dataset(
@@ -21,26 +22,21 @@ def make_dataset(
 ) -> Any:
     """A ``tf.data.Dataset`` of (float32 0..255 images, int class labels) batches.
 
-    Images are decoded with ``ml.preprocess.decode_image`` (the serving decoder) and resized
-    with ``ml.preprocess.resize_image``; the result is cached (``True``: memory, a string: that
-    file prefix), so after the first epoch a batch costs a copy. Augmentation is not done here
+    Images go through ``ml.preprocess.model_input_file``, the serving preprocessing; the result
+    is cached (``True``: memory, a string: that file prefix), so after the first epoch a batch costs a copy. Augmentation is not done here
     but in the training step (``ml.train.augmented``): on a 2-core machine every CPU cycle the
     pipeline spends is taken from the model, and inside the step it runs fused with the model.
     """
     import tensorflow as tf
-
-    from ml.preprocess import decode_image_file, resize_image
 
     paths = [str(s.path) for s in samples]
     labels = np.array([s.label_index for s in samples], dtype=np.int32)
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
 
     def load(path: Any, label: Any) -> tuple[Any, Any]:
-        image = tf.numpy_function(decode_image_file, [path], tf.uint8, stateful=False)
-        image.set_shape([None, None, 3])
-        resized = resize_image(image, image_size)
-        resized.set_shape([image_size, image_size, 3])
-        return resized, label
+        image = tf.numpy_function(model_input_file, [path, image_size], tf.float32, stateful=False)
+        image.set_shape([image_size, image_size, 3])
+        return image, label
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache:

@@ -403,6 +403,8 @@ def train(
         parent=config.parent,
         dataset_sha256=fingerprint,
         name=out_dir.name,
+        # The ONNX export is checked against the Keras model on real held-out images.
+        check_images=[sample.path for sample in evaluation],
     )
     write_evaluation_report(
         out_dir / REPORT_SUBDIR,

@@ -15,11 +15,13 @@ from pathlib import Path
 from django.utils import timezone
 
 from ml.manifest import BundleError, unpack_bundle
+from ml.onnx_export import CHECK_IMAGES
 from webapp.modelops.models import ImportKind, ImportStatus, ModelImport
 from webapp.modelops.selectors import evaluation_set_current
 from webapp.modelops.services.common import NotAllowed, require_admin
 from webapp.modelops.services.imports import model_import_claim, model_import_finish
 from webapp.modelops.services.registry import model_version_register
+from webapp.modelops.snapshots import evaluation_set_materialise
 from webapp.storage import store
 from workers.evaluation import evaluate_bundle_on_set
 
@@ -30,12 +32,23 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 
 
-def _bundle_from_uploads(record: ModelImport, files: dict[str, Path], scratch: Path) -> Path:
-    from ml.bundle import import_model_files, load_bundle  # Keras: only in the worker child
+def _check_images(evaluation_set) -> list[Path]:
+    """Real photos to check an ONNX export on: the first few of the evaluation set, if any."""
+    if evaluation_set is None:
+        return []
+    images = sorted((evaluation_set_materialise(evaluation_set) / "images").iterdir())
+    return images[:CHECK_IMAGES]
+
+
+def _bundle_from_uploads(
+    record: ModelImport, files: dict[str, Path], scratch: Path, check_images: list[Path]
+) -> Path:
+    from ml.bundle import add_onnx_export, import_model_files, load_bundle  # Keras: worker only
 
     if record.kind == ImportKind.BUNDLE:
         bundle_dir = unpack_bundle(files["bundle"], scratch / "bundle")
         load_bundle(bundle_dir)  # the model must match its manifest's classes and input size
+        add_onnx_export(bundle_dir, check_images)  # bundles from older code come without one
         return bundle_dir
     return import_model_files(
         scratch / "bundle",
@@ -44,6 +57,7 @@ def _bundle_from_uploads(record: ModelImport, files: dict[str, Path], scratch: P
         weights_path=files.get("weights"),
         model_path=files.get("model"),
         input_scale=record.input_scale,
+        check_images=check_images,
     )
 
 
@@ -58,11 +72,13 @@ def import_upload(*, import_id: int) -> str:
             for role, key in record.uploads.items():
                 files[role] = Path(scratch) / key.rsplit("/", 1)[-1]
                 store.download(key, files[role], what=f"the uploaded {role} file")
-            bundle_dir = _bundle_from_uploads(record, files, Path(scratch))
+            evaluation_set = evaluation_set_current()
+            bundle_dir = _bundle_from_uploads(
+                record, files, Path(scratch), _check_images(evaluation_set)
+            )
             name = record.name or (
                 f"{record.architecture}-import{record.pk}-{timezone.now():%Y%m%d-%H%M%S}"
             )
-            evaluation_set = evaluation_set_current()
             evaluations = (
                 [
                     evaluate_bundle_on_set(

@@ -32,6 +32,7 @@ FAILED = "failed"
 class Answer:
     probabilities: dict[str, float]
     latency_ms: int
+    engine: str
 
     @property
     def top_class(self) -> str:
@@ -53,7 +54,7 @@ def predict_stored_photo(case: Case, version: ModelVersion, predictor) -> Answer
     latency_ms = max(1, round((time.perf_counter() - started) * 1000))
     class_names = predictor.manifest["class_names"]
     by_class = {name: float(p) for name, p in zip(class_names, probabilities, strict=True)}
-    return Answer(by_class, latency_ms)
+    return Answer(by_class, latency_ms, predictor.engine_name)
 
 
 def _result_json(case: Case, version: ModelVersion, answer: Answer, **extra) -> dict:
@@ -64,6 +65,7 @@ def _result_json(case: Case, version: ModelVersion, answer: Answer, **extra) -> 
         "probabilities": answer.probabilities,
         "top_class": answer.top_class,
         "latency_ms": answer.latency_ms,
+        "engine": answer.engine,
         **extra,
     }
 
@@ -106,6 +108,7 @@ def classify_case(*, case_id: int) -> str:
         model_version=version,
         probabilities=answer.probabilities,
         latency_ms=answer.latency_ms,
+        engine=answer.engine,
         result_key=result_key,
     )
     return DONE
@@ -133,6 +136,7 @@ def rerun_case(*, result_id: int) -> str:
         result_id=result_id,
         probabilities=answer.probabilities,
         latency_ms=answer.latency_ms,
+        engine=answer.engine,
         result_key=key,
     )
     return DONE

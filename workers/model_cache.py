@@ -35,14 +35,19 @@ def get_predictor(version: ModelVersion):
         from ml.predict import Predictor  # TensorFlow is imported here, in the child process
 
         try:
-            predictor = Predictor.from_bundle(bundle_dir)
+            predictor = Predictor.from_bundle(bundle_dir, threads=settings.INFERENCE_THREADS)
         except BundleError as exc:
             raise ModelUnavailable(f"model bundle {version.name} refused: {exc}") from exc
         predictor.warm_up()
         _loaded[version.pk] = predictor
         while len(_loaded) > settings.MODEL_CACHE_VERSIONS:
             _loaded.popitem(last=False)
-        logger.info("loaded model %s (%s)", version.name, version.architecture)
+        logger.info(
+            "loaded model %s (%s) on %s",
+            version.name,
+            version.architecture,
+            predictor.engine_name,
+        )
         return predictor
 
 

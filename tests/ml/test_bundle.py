@@ -8,7 +8,7 @@ import pytest
 
 from ml.architectures import build_basic_cnn
 from ml.bundle import MODEL_FILE, import_model_files, load_bundle, save_bundle
-from ml.manifest import BundleError, pack_bundle, read_manifest
+from ml.manifest import ONNX_FILE, BundleError, pack_bundle, read_manifest
 
 SIZE = 32
 
@@ -27,7 +27,8 @@ def test_save_and_load_dir_and_zip(tmp_path: Path) -> None:
     model = build_basic_cnn(7, SIZE)
     bundle = _save(model, tmp_path / "b", split={"test": []}, calibration_temperature=1.5)
     manifest = read_manifest(bundle)
-    assert set(manifest["files"]) == {MODEL_FILE, "split.json", "training.json"}
+    assert set(manifest["files"]) == {MODEL_FILE, ONNX_FILE, "split.json", "training.json"}
+    assert manifest["onnx"]["file"] == ONNX_FILE
     assert manifest["calibration_temperature"] == 1.5
     assert manifest["class_names"][0] == "akiec"
     expected = np.asarray(model(_pixels()))

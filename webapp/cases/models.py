@@ -97,6 +97,8 @@ class Prediction(models.Model):
     top_class = models.CharField(max_length=16)
     top_probability = models.FloatField()
     latency_ms = models.PositiveIntegerField()
+    # What computed it: "onnxruntime-cpu", "onnxruntime-cuda" or "keras-compiled" (the fallback).
+    engine = models.CharField(max_length=32, blank=True)
     result_key = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -164,6 +166,7 @@ class RerunResult(models.Model):
     top_class = models.CharField(max_length=16, blank=True)
     top_probability = models.FloatField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    engine = models.CharField(max_length=32, blank=True)
     result_key = models.CharField(max_length=255, blank=True)
     error = models.CharField(max_length=500, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -169,6 +169,7 @@ def case_record_prediction(
     probabilities: dict[str, float],
     latency_ms: int,
     result_key: str,
+    engine: str = "",
 ) -> Prediction:
     """Store the prediction and mark the case done, once. A duplicate job gets the existing row back."""
     with transaction.atomic():
@@ -184,6 +185,7 @@ def case_record_prediction(
             top_class=top_class,
             top_probability=probabilities[top_class],
             latency_ms=latency_ms,
+            engine=engine,
             result_key=result_key,
         )
         _transition(case, CaseStatus.DONE)
@@ -366,6 +368,7 @@ def rerun_record(
     probabilities: dict[str, float] | None = None,
     latency_ms: int | None = None,
     result_key: str = "",
+    engine: str = "",
     error: str = "",
 ) -> None:
     fields = {"finished_at": timezone.now()}
@@ -379,6 +382,7 @@ def rerun_record(
             top_class=top,
             top_probability=probabilities[top],
             latency_ms=latency_ms,
+            engine=engine,
             result_key=result_key,
         )
     RerunResult.objects.filter(pk=result_id, status=RerunStatus.QUEUED).update(**fields)

@@ -237,6 +237,11 @@ URL_FETCH_ALLOWED_NETWORKS = [
 MODEL_CACHE_DIR = Path(os.environ.get("MODEL_CACHE_DIR", VAR_DIR / "model-cache"))
 # Loaded models kept per worker process: the active one and the one before it (rollback, re-runs).
 MODEL_CACHE_VERSIONS = env_int("MODEL_CACHE_VERSIONS", 2)
+# ONNX Runtime threads per inference process: by default the cores shared out between the worker's
+# children, so that two children never fight over one core.
+INFERENCE_THREADS = env_int(
+    "INFERENCE_THREADS", max(1, (os.cpu_count() or 1) // env_int("WORKER_CONCURRENCY", 1))
+)
 CLASSIFY_SOFT_TIME_LIMIT = env_int("CLASSIFY_SOFT_TIME_LIMIT", 120)
 CLASSIFY_TIME_LIMIT = env_int("CLASSIFY_TIME_LIMIT", 180)
 CLASSIFY_MAX_RETRIES = env_int("CLASSIFY_MAX_RETRIES", 8)

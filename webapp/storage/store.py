@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
+import mimetypes
 import os
 import uuid
 from collections.abc import Iterator
+from typing import BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django.core.files.base import ContentFile, File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
 
 logger = logging.getLogger(__name__)
 
 STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+# A conditional write found the key taken (AWS answers 412, or 409 for a concurrent one).
+_EXISTS_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 class StorageUnavailable(RuntimeError):
@@ -94,24 +98,34 @@ def _failure(action: str, what: str, key: str, exc: Exception) -> StorageUnavail
     )
 
 
-def put_new(key: str, content: bytes | File, *, what: str) -> str:
-    """Write a new object; a key that already exists is an error, never a replacement."""
-    body = content if isinstance(content, File) else ContentFile(content)
+def put_new(key: str, content: bytes | BinaryIO, *, what: str) -> str:
+    """Write a new object; a key that already exists is an error, never a replacement.
+
+    One conditional PUT (``If-None-Match: *``): the store itself refuses an existing key,
+    atomically, so no existence check (a second round trip, and a race) comes first.
+    """
+    if not isinstance(content, bytes):
+        content.seek(0)
+    content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
     try:
-        stored = default_storage.save(key, body)
+        default_storage.bucket.Object(key).put(
+            Body=content, IfNoneMatch="*", ContentType=content_type
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _EXISTS_CODES:
+            raise StorageUnavailable(
+                f"Could not store {what} under a fresh key; please try again."
+            ) from exc
+        raise _failure("store", what, key, exc) from exc
     except STORAGE_ERRORS as exc:
         raise _failure("store", what, key, exc) from exc
-    if stored != key:
-        # The storage picked another name because the key exists: a collision we must not hide.
-        delete_quietly(stored)
-        raise StorageUnavailable(f"Could not store {what} under a fresh key; please try again.")
-    return stored
+    return key
 
 
 def put_file_new(key: str, path: str | os.PathLike, *, what: str) -> str:
     """``put_new`` streaming a local file (model bundles are too large to hold twice in memory)."""
     with open(path, "rb") as handle:
-        return put_new(key, File(handle, name=os.path.basename(path)), what=what)
+        return put_new(key, handle, what=what)
 
 
 def put(key: str, content: bytes, *, what: str) -> str:
@@ -129,9 +143,9 @@ def put_json(key: str, payload, *, what: str) -> str:
 
 
 def read(key: str, *, what: str) -> bytes:
+    # One GET: opening through the storage API costs a HEAD first.
     try:
-        with default_storage.open(key, "rb") as handle:
-            return handle.read()
+        return default_storage.bucket.Object(key).get()["Body"].read()
     except STORAGE_ERRORS as exc:
         raise _failure("read", what, key, exc) from exc
 
