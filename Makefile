@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint format clean-var
+.PHONY: run test install lint format clean-var bench-serving
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Serving benchmark (not part of the tests): results into docs/performance.md's table and
+# docs/benchmarks/serving.json. Needs ../shared (real photos, ImageNet weights).
+bench-serving: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench.serving $(BENCH_ARGS)
 
 clean-var:
 	rm -rf var

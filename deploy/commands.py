@@ -7,15 +7,17 @@ training-worker or scheduler.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 PY = sys.executable
 
 
 def inference_worker(name: str, concurrency: int = 1) -> list[str]:
-    """Classification: many short jobs, acknowledged late, one prefetched per child."""
+    """Classification: many short jobs in micro-batches, acknowledged late; each child may have
+    a batch prefetched (CELERY_WORKER_PREFETCH_MULTIPLIER = INFERENCE_BATCH_SIZE)."""
     return [PY, "-m", "celery", "-A", "workers.app", "worker", "-Q", "inference",
-            "-c", str(concurrency), "--prefetch-multiplier", "1", "--without-gossip",
+            "-c", str(concurrency), "--without-gossip",
             "--without-mingle", "--loglevel", "INFO", "-n", f"{name}@%h"]  # fmt: skip
 
 
@@ -58,11 +60,21 @@ ROLES = {
 }
 
 
+def fresh_metrics_dir() -> None:
+    """Create ``PROMETHEUS_MULTIPROC_DIR`` empty: files left by earlier processes would be summed
+    into this start's metrics."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder, exist_ok=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] not in ROLES:
         raise SystemExit(f"usage: python -m deploy.commands {{{','.join(ROLES)}}}")
     command = ROLES[args[0]]()
+    fresh_metrics_dir()
     # Replace this process, so signals from the container runtime reach the server itself.
     os.execv(command[0], command)  # noqa: S606  (our own fixed command line)
 

@@ -51,6 +51,10 @@ class Supervisor:
 
     def start_services(self) -> None:
         VAR.mkdir(parents=True, exist_ok=True)
+        # Every process of this portal sums its metrics in one folder: the web app's /metrics
+        # shows the workers' too.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR / "metrics"))
+        commands.fresh_metrics_dir()
         if "REDIS_URL" not in os.environ:
             port = int(os.environ.get("SKINSIGHT_REDIS_PORT", "0")) or free_port()
             redis = RedisServer(VAR / "valkey", port=port).start()
@@ -88,7 +92,9 @@ class Supervisor:
     def start_workers(self) -> None:
         suffix = secrets.token_hex(3)
         concurrency = int(os.environ.get("WORKER_CONCURRENCY", "1"))
+        health_port = int(os.environ.setdefault("WORKER_METRICS_PORT", str(free_port())))
         self.spawn("worker", commands.inference_worker(f"inference-{suffix}", concurrency))
+        say(f"inference worker health: http://127.0.0.1:{health_port}/healthz")
         self.spawn("training worker", commands.training_worker(f"training-{suffix}"))
         self.spawn("scheduler", commands.beat(str(VAR / "celerybeat-schedule")))
 

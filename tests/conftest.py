@@ -15,27 +15,50 @@ def local_services():
     """Start the S3 server (and Redis, if this machine has none) that tests/settings.py chose ports for."""
     started = []
     root = Path(tempfile.mkdtemp(prefix="skinsight-services-"))
+    global _S3_SERVER
     try:
         if os.environ.get("SKINSIGHT_TEST_START_REDIS"):
             port = int(os.environ["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
             started.append(RedisServer(root / "redis", port=port).start())
         if os.environ.get("SKINSIGHT_TEST_START_S3"):
             port = int(os.environ["S3_ENDPOINT_URL"].rsplit(":", 1)[1])
-            started.append(
-                S3Server(
-                    root / "s3",
-                    access_key=os.environ.get("S3_ACCESS_KEY_ID", "skinsight"),
-                    secret_key=os.environ.get("S3_SECRET_ACCESS_KEY", "skinsight-local-secret"),
-                    bucket=os.environ["S3_BUCKET"],
-                    s3_port=port,
-                ).start()
-            )
+            _S3_SERVER = S3Server(
+                root / "s3",
+                access_key=os.environ.get("S3_ACCESS_KEY_ID", "skinsight"),
+                secret_key=os.environ.get("S3_SECRET_ACCESS_KEY", "skinsight-local-secret"),
+                bucket=os.environ["S3_BUCKET"],
+                s3_port=port,
+            ).start()
+            started.append(_S3_SERVER)
         _purge_broker()
         yield
     finally:
         for service in reversed(started):
             service.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+_S3_SERVER: S3Server | None = None
+
+
+@pytest.fixture
+def frozen_object_store():
+    """A function that freezes (SIGSTOP) the tests' S3 server, and thaws it at the end: requests
+    hang as they would when a storage host stops answering."""
+    import signal
+
+    if _S3_SERVER is None or _S3_SERVER.process is None:
+        pytest.skip("the S3 server was not started by the tests, so it cannot be frozen")
+    group = _S3_SERVER.process.pid
+    frozen = []
+
+    def freeze(stop: bool = True) -> None:
+        os.killpg(group, signal.SIGSTOP if stop else signal.SIGCONT)
+        frozen.append(stop)
+
+    yield freeze
+    if frozen and frozen[-1]:
+        os.killpg(group, signal.SIGCONT)
 
 
 def _purge_broker() -> None:

@@ -33,12 +33,14 @@ def service_env() -> dict[str, str]:
     return env
 
 
-def _spawn(command: list[str], log_path: Path) -> subprocess.Popen:
+def _spawn(
+    command: list[str], log_path: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     log = log_path.open("ab")
     return subprocess.Popen(
         command,
         cwd=ROOT,
-        env=service_env(),
+        env={**service_env(), **(extra_env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -49,8 +51,10 @@ def _unique(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{time.monotonic_ns()}"
 
 
-def start_worker(log_path: Path, concurrency: int = 1) -> subprocess.Popen:
-    return _spawn(commands.inference_worker(_unique("test"), concurrency), log_path)
+def start_worker(
+    log_path: Path, concurrency: int = 1, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    return _spawn(commands.inference_worker(_unique("test"), concurrency), log_path, extra_env)
 
 
 def start_training_worker(log_path: Path) -> subprocess.Popen:

@@ -1,11 +1,13 @@
-"""Classify one case (the `cases.classify` task), or one case of a re-run (`cases.rerun`)."""
+"""Classify a batch of cases (the `cases.classify` task), or one case of a re-run (`cases.rerun`)."""
 
 import logging
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
 
+from ml.preprocess import ImageDecodeError
 from webapp.cases.models import Case, CaseStatus
 from webapp.cases.services import (
     case_claim_for_classification,
@@ -14,9 +16,11 @@ from webapp.cases.services import (
     rerun_claim,
     rerun_record,
 )
+from webapp.metrics import BATCH_SIZE
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.selectors import model_version_get_active
 from webapp.storage import store
+from workers.concurrency import in_threads, stage_timer
 from workers.model_cache import get_predictor
 
 logger = logging.getLogger(__name__)
@@ -44,17 +48,29 @@ class UnreadablePhoto(ValueError):
 
 
 def predict_stored_photo(case: Case, version: ModelVersion, predictor) -> Answer:
-    """``version``'s calibrated probabilities for the case's stored photo."""
+    """``version``'s calibrated probabilities for the case's stored photo (one job alone)."""
     data = store.read(case.image_key, what=f"the photo of case {case.public_id}")
     started = time.perf_counter()
+    batch = _model_input(predictor, data)[np.newaxis]
+    probabilities = predictor.predict_batch(batch)[0]
+    return _answer(predictor, probabilities, _ms_since(started))
+
+
+def _model_input(predictor, data: bytes) -> np.ndarray:
     try:
-        probabilities = predictor.predict_bytes([data])[0]
-    except ValueError as exc:
+        return predictor.model_input(data)
+    except ImageDecodeError as exc:
         raise UnreadablePhoto(f"The stored image could not be read: {exc}") from exc
-    latency_ms = max(1, round((time.perf_counter() - started) * 1000))
+
+
+def _answer(predictor, probabilities, latency_ms: int) -> Answer:
     class_names = predictor.manifest["class_names"]
     by_class = {name: float(p) for name, p in zip(class_names, probabilities, strict=True)}
     return Answer(by_class, latency_ms, predictor.engine_name)
+
+
+def _ms_since(started: float) -> int:
+    return max(1, round((time.perf_counter() - started) * 1000))
 
 
 def _result_json(case: Case, version: ModelVersion, answer: Answer, **extra) -> dict:
@@ -70,15 +86,16 @@ def _result_json(case: Case, version: ModelVersion, answer: Answer, **extra) -> 
     }
 
 
-def classify_case(*, case_id: int) -> str:
-    version = model_version_get_active()
-    if version is None:
-        # The case stays queued; activating a model enqueues every waiting case.
-        logger.info("case %s waits: no model is active", case_id)
-        return WAITING_FOR_MODEL
-    # Load before claiming, so a broken bundle leaves the case queued rather than half-run.
-    predictor = get_predictor(version)
+@dataclass
+class _Claimed:
+    """One job of a batch while it runs: its case, and its photo once fetched and decoded."""
 
+    case: Case
+    pixels: np.ndarray | None = None
+    prepare_ms: int = 0
+
+
+def _claim(case_id: int) -> Case | str:
     case = case_claim_for_classification(case_id=case_id)
     if case is None:
         return ALREADY_FINISHED
@@ -90,28 +107,102 @@ def classify_case(*, case_id: int) -> str:
             "a clinician will look at this photo instead.",
         )
         return FAILED
+    return case
+
+
+def classify_cases(case_ids: list[int]) -> dict[int, str | Exception]:
+    """Classify a batch of cases with one model call; every case gets its own outcome.
+
+    The outcome is DONE, REJECTED (its photo does not decode), FAILED, ALREADY_FINISHED,
+    WAITING_FOR_MODEL, or the exception that stopped that case alone (the task retries it).
+    Raises only for what concerns the whole batch (the active model cannot be loaded).
+    """
+    version = model_version_get_active()
+    if version is None:
+        # The cases stay queued; activating a model enqueues every waiting case.
+        logger.info("%s case(s) wait: no model is active", len(case_ids))
+        return dict.fromkeys(case_ids, WAITING_FOR_MODEL)
+    # Load before claiming, so a broken bundle leaves the cases queued rather than half-run.
+    predictor = get_predictor(version)
+    outcomes: dict[int, str | Exception] = {}
+    jobs: dict[int, _Claimed] = {}
+    for case_id in case_ids:
+        claimed = _claim(case_id)
+        if isinstance(claimed, str):
+            outcomes[case_id] = claimed
+        else:
+            jobs[case_id] = _Claimed(claimed)
+    timings = {"jobs": len(case_ids)}
+    BATCH_SIZE.observe(len(case_ids))
     try:
-        answer = predict_stored_photo(case, version, predictor)
-    except UnreadablePhoto as exc:
-        case_mark_finished_without_result(
-            case_id=case_id, status=CaseStatus.REJECTED, reason=str(exc)
+        return _classify_claimed(version, predictor, jobs, outcomes, timings)
+    finally:
+        logger.info("batch %s", " ".join(f"{k}={v}" for k, v in timings.items()))
+
+
+def _classify_claimed(
+    version: ModelVersion,
+    predictor,
+    jobs: dict[int, _Claimed],
+    outcomes: dict[int, str | Exception],
+    timings: dict[str, int],
+) -> dict[int, str | Exception]:
+    def prepare(job: _Claimed) -> None:
+        data = store.read(job.case.image_key, what=f"the photo of case {job.case.public_id}")
+        started = time.perf_counter()
+        job.pixels = _model_input(predictor, data)
+        job.prepare_ms = _ms_since(started)
+
+    with stage_timer(timings, "fetch_decode"):
+        prepared = in_threads(lambda case_id: prepare(jobs[case_id]), jobs)
+    outcomes.update({k: v for k, v in prepared.items() if isinstance(v, Exception)})
+    ready = {case_id: job for case_id, job in jobs.items() if case_id not in outcomes}
+    for case_id, exc in list(outcomes.items()):
+        if isinstance(exc, UnreadablePhoto):
+            case_mark_finished_without_result(
+                case_id=case_id, status=CaseStatus.REJECTED, reason=str(exc)
+            )
+            outcomes[case_id] = REJECTED
+    if not ready:
+        return outcomes
+
+    started = time.perf_counter()
+    with stage_timer(timings, "infer"):
+        probabilities = predictor.predict_batch(np.stack([job.pixels for job in ready.values()]))
+    infer_ms = _ms_since(started)
+    answers = {
+        case_id: _answer(predictor, row, job.prepare_ms + infer_ms)
+        for (case_id, job), row in zip(ready.items(), probabilities, strict=True)
+    }
+
+    def store_result(case_id: int) -> str:
+        case = ready[case_id].case
+        key = store.case_result_key(case.public_id, version.name)
+        store.put_json(
+            key,
+            _result_json(case, version, answers[case_id]),
+            what=f"the result of case {case.public_id}",
         )
-        return REJECTED
-    result_key = store.case_result_key(case.public_id, version.name)
-    store.put_json(
-        result_key,
-        _result_json(case, version, answer),
-        what=f"the result of case {case.public_id}",
-    )
-    case_record_prediction(
-        case_id=case_id,
-        model_version=version,
-        probabilities=answer.probabilities,
-        latency_ms=answer.latency_ms,
-        engine=answer.engine,
-        result_key=result_key,
-    )
-    return DONE
+        return key
+
+    with stage_timer(timings, "store"):
+        keys = in_threads(store_result, ready)
+    with stage_timer(timings, "record"):
+        for case_id, key in keys.items():
+            if isinstance(key, Exception):
+                outcomes[case_id] = key
+                continue
+            answer = answers[case_id]
+            case_record_prediction(
+                case_id=case_id,
+                model_version=version,
+                probabilities=answer.probabilities,
+                latency_ms=answer.latency_ms,
+                engine=answer.engine,
+                result_key=key,
+            )
+            outcomes[case_id] = DONE
+    return outcomes
 
 
 def rerun_case(*, result_id: int) -> str:

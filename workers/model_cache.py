@@ -15,6 +15,7 @@ from django.conf import settings
 from ml.manifest import BundleError
 from webapp.modelops.bundles import ModelUnavailable, bundle_fetch_verified
 from webapp.modelops.models import ModelVersion
+from workers.health import note_warm
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def get_predictor(version: ModelVersion):
         _loaded[version.pk] = predictor
         while len(_loaded) > settings.MODEL_CACHE_VERSIONS:
             _loaded.popitem(last=False)
+        note_warm(version.name, predictor.engine_name)
         logger.info(
             "loaded model %s (%s) on %s",
             version.name,

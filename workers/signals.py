@@ -4,11 +4,13 @@ import logging
 
 from billiard.exceptions import WorkerLostError
 from celery.signals import task_failure, worker_process_init, worker_ready
+from django.conf import settings
 from django.db import connections
 
 from webapp.config.celery import TRAIN_TASK, app
 from webapp.modelops.selectors import model_version_get_active
 from webapp.modelops.services.runs import training_runs_reap_stale
+from workers.health import serve
 from workers.model_cache import ModelUnavailable, get_predictor
 from workers.training import fail_run_of_lost_worker, fail_runs_of_dead_processes
 
@@ -38,6 +40,13 @@ def warm_up_active_model(**kwargs):
     finally:
         for conn in connections.all(initialized_only=True):
             conn.close()
+
+
+@worker_ready.connect
+def serve_metrics_and_health(sender=None, **kwargs):
+    """An inference worker answers /metrics and /healthz on WORKER_METRICS_PORT, if set."""
+    if _consumes("inference") and settings.WORKER_METRICS_PORT:
+        serve(settings.WORKER_METRICS_PORT, children=int(sender.pool.limit or 1))
 
 
 @worker_ready.connect

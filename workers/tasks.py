@@ -17,13 +17,15 @@ from webapp.config.celery import (
     TRAIN_TASK,
     app,
 )
+from webapp.metrics import JOBS
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.services.runs import training_runs_reap_stale
 from webapp.storage.store import StorageUnavailable
+from workers.batching import Job, MicroBatchTask
 from workers.broker import waiting_first_arguments
 from workers.evaluation import evaluate_version
 from workers.imports import import_upload
-from workers.inference import WAITING_FOR_MODEL, classify_case, rerun_case
+from workers.inference import WAITING_FOR_MODEL, classify_cases, rerun_case
 from workers.model_cache import ModelUnavailable
 from workers.training import fail_runs_of_dead_processes, train_run
 
@@ -32,9 +34,85 @@ logger = logging.getLogger(__name__)
 # Faults that go away by themselves: back off and try again.
 TRANSIENT = (StorageUnavailable, OperationalError, InterfaceError, ModelUnavailable)
 
-# Jobs of the inference queue: acknowledged late (a dead worker's job is redelivered), time-limited,
-# retried with back-off on transient faults.
-INFERENCE_JOB = {
+
+def _backoff(retries: int) -> int:
+    """Seconds before the next try: exponential, capped below the broker's visibility timeout."""
+    return min(5 * 2**retries, settings.CLASSIFY_MAX_BACKOFF)
+
+
+class Classify(MicroBatchTask):
+    """`cases.classify`: one message per case, run in micro-batches (`workers.batching`).
+
+    Every job of a batch ends with its own outcome: done, rejected, failed, waiting for a model,
+    or a retry of that job alone with back-off on a transient fault.
+    """
+
+    name = CLASSIFY_TASK
+    acks_late = True
+    soft_time_limit = settings.CLASSIFY_SOFT_TIME_LIMIT
+    time_limit = settings.CLASSIFY_TIME_LIMIT
+    max_retries = settings.CLASSIFY_MAX_RETRIES
+    flush_every = settings.INFERENCE_BATCH_SIZE
+    flush_interval = settings.INFERENCE_BATCH_WAIT_MS / 1000
+
+    def run_batch(self, jobs: list[Job]) -> list[str]:
+        case_ids = [int(job.args[0]) for job in jobs]
+        try:
+            outcomes = classify_cases(case_ids)
+        except (*TRANSIENT, SoftTimeLimitExceeded) as exc:
+            outcomes = dict.fromkeys(case_ids, exc)
+        finished = [
+            self._finish(job, outcomes[case_id])
+            for job, case_id in zip(jobs, case_ids, strict=True)
+        ]
+        for outcome in finished:
+            JOBS.labels(outcome).inc()
+        return finished
+
+    def _finish(self, job: Job, outcome: str | Exception) -> str:
+        case_id = int(job.args[0])
+        if not isinstance(outcome, Exception):
+            logger.info("case %s: %s", case_id, outcome)
+            return outcome
+        if job.retries < self.max_retries:
+            countdown = _backoff(job.retries)
+            logger.warning(
+                "case %s: %s: %s; retrying in %ss",
+                case_id,
+                type(outcome).__name__,
+                outcome,
+                countdown,
+            )
+            self.app.send_task(
+                self.name,
+                args=list(job.args),
+                kwargs=job.kwargs,
+                countdown=countdown,
+                retries=job.retries + 1,
+                queue="inference",
+            )
+            return "retrying"
+        if isinstance(outcome, ModelUnavailable):
+            # The model, not the photo, is at fault: the case stays queued, never run by another
+            # model; a good bundle's activation or `requeue_waiting` hands it out again.
+            logger.error("case %s waits: the active model is unusable: %s", case_id, outcome)
+            return WAITING_FOR_MODEL
+        logger.error("case %s failed after %s retries: %s", case_id, job.retries, outcome)
+        case_mark_finished_without_result(
+            case_id=case_id,
+            status=CaseStatus.FAILED,
+            reason="The classification service was unavailable for too long; "
+            "please upload the photo again or contact your clinician.",
+        )
+        return "failed"
+
+
+classify = app.register_task(Classify())
+
+
+# Re-runs (admins' comparisons, never on a patient's latency path) run one job per message:
+# acknowledged late (a dead worker's job is redelivered), time-limited, retried with back-off.
+RERUN_JOB = {
     "bind": True,
     "acks_late": True,
     "reject_on_worker_lost": True,
@@ -44,36 +122,7 @@ INFERENCE_JOB = {
 }
 
 
-def _retry_later(task, exc: Exception):
-    """The retry to raise: exponential back-off, capped below the broker's visibility timeout."""
-    countdown = min(5 * 2**task.request.retries, settings.CLASSIFY_MAX_BACKOFF)
-    logger.warning("%s: %s; retrying in %ss", task.name, type(exc).__name__, countdown)
-    return task.retry(exc=exc, countdown=countdown)
-
-
-@app.task(name=CLASSIFY_TASK, **INFERENCE_JOB)
-def classify(self, case_id: int) -> str:
-    try:
-        return classify_case(case_id=case_id)
-    except (*TRANSIENT, SoftTimeLimitExceeded) as exc:
-        if self.request.retries >= self.max_retries:
-            if isinstance(exc, ModelUnavailable):
-                # The model, not the photo, is at fault: the case stays queued, never run by
-                # another model; a good bundle's activation or `requeue_waiting` hands it out again.
-                logger.error("case %s waits: the active model is unusable: %s", case_id, exc)
-                return WAITING_FOR_MODEL
-            logger.error("case %s failed after %s retries: %s", case_id, self.request.retries, exc)
-            case_mark_finished_without_result(
-                case_id=case_id,
-                status=CaseStatus.FAILED,
-                reason="The classification service was unavailable for too long; "
-                "please upload the photo again or contact your clinician.",
-            )
-            return "failed"
-        raise _retry_later(self, exc) from exc
-
-
-@app.task(name=RERUN_TASK, **INFERENCE_JOB)
+@app.task(name=RERUN_TASK, **RERUN_JOB)
 def rerun(self, result_id: int) -> str:
     try:
         return rerun_case(result_id=result_id)
@@ -81,7 +130,9 @@ def rerun(self, result_id: int) -> str:
         if self.request.retries >= self.max_retries:
             rerun_record(result_id=result_id, error=f"gave up after retries: {exc}")
             return "failed"
-        raise _retry_later(self, exc) from exc
+        countdown = _backoff(self.request.retries)
+        logger.warning("%s: %s; retrying in %ss", self.name, type(exc).__name__, countdown)
+        raise self.retry(exc=exc, countdown=countdown) from exc
 
 
 @app.task(

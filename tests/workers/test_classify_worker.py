@@ -86,7 +86,7 @@ def test_upload_without_active_model_waits_then_runs_after_activation(
     log = tmp_path / "worker.log"
     worker = start_worker(log)
     try:
-        wait_until(lambda: "waits: no model is active" in log.read_text(), 120, "the wait", log)
+        wait_until(lambda: "waiting-for-model" in log.read_text(), 120, "the wait", log)
         assert Case.objects.get().status == CaseStatus.QUEUED
         call_command("import_model", str(tiny_bundle), "--activate", "--name", "tiny-later")
         wait_until(lambda: _finished(1), 180, "the waiting case classified", log)

@@ -39,6 +39,7 @@ from webapp.cases.selectors import (
 )
 from webapp.cases.url_fetch import fetch_url
 from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, app
+from webapp.metrics import ACCEPT_SECONDS, JOB_STAGE_SECONDS, UPLOADS, timed
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.services.common import ModelOpsError, require_admin
 from webapp.storage import store
@@ -93,11 +94,13 @@ def case_create(
             uploaded_by=uploaded_by, idempotency_key=idempotency_key
         ).first()
         if existing is not None:
+            UPLOADS.labels("replayed").inc()
             return CaseCreated(case=existing, created=False)
 
-    key = store.put_new(store.case_image_key(image.extension), image.content, what="the photo")
+    with timed(ACCEPT_SECONDS, "store"):
+        key = store.put_new(store.case_image_key(image.extension), image.content, what="the photo")
     try:
-        with transaction.atomic():
+        with timed(ACCEPT_SECONDS, "record"), transaction.atomic():
             lesion = Lesion.objects.create(patient=patient, body_site=body_site[:64])
             case = Case.objects.create(
                 lesion=lesion,
@@ -125,6 +128,7 @@ def case_create(
     except BaseException:
         store.delete_quietly(key)
         raise
+    UPLOADS.labels("created").inc()
     return CaseCreated(case=case, created=True)
 
 
@@ -213,22 +217,29 @@ def case_publish(*, case_id: int) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(
-            case_group_name(case), {"type": "state.update", "state": case_state(case)}
-        )
+        with timed(JOB_STAGE_SECONDS, "push"):
+            async_to_sync(layer.group_send)(
+                case_group_name(case), {"type": "state.update", "state": case_state(case)}
+            )
     except Exception:
         logger.warning("live push for case %s failed; the page will poll", case_id, exc_info=True)
 
 
 def _normalize(data: bytes) -> NormalizedImage:
-    return normalize_image(
-        data,
-        max_bytes=settings.UPLOAD_MAX_BYTES,
-        max_pixels=settings.UPLOAD_MAX_PIXELS,
-        max_side=settings.UPLOAD_MAX_SIDE,
-    )
+    try:
+        with timed(ACCEPT_SECONDS, "normalize"):
+            return normalize_image(
+                data,
+                max_bytes=settings.UPLOAD_MAX_BYTES,
+                max_pixels=settings.UPLOAD_MAX_PIXELS,
+                max_side=settings.UPLOAD_MAX_SIDE,
+            )
+    except ImageRejected:
+        UPLOADS.labels("rejected").inc()
+        raise
 
 
+@timed(ACCEPT_SECONDS, "total")
 def case_create_from_file(
     *,
     uploaded_by: User,
@@ -256,6 +267,7 @@ def case_create_from_file(
     )
 
 
+@timed(ACCEPT_SECONDS, "total")
 def case_create_from_url(
     *,
     uploaded_by: User,
@@ -266,13 +278,14 @@ def case_create_from_url(
 ) -> CaseCreated:
     """Fetch an image URL with the SSRF guard, validate it like an upload and create the case."""
     _check_may_upload_for(uploaded_by, patient)
-    fetched = fetch_url(
-        url,
-        max_bytes=settings.UPLOAD_MAX_BYTES,
-        timeout=settings.URL_FETCH_TIMEOUT,
-        max_redirects=settings.URL_FETCH_MAX_REDIRECTS,
-        allowed_networks=settings.URL_FETCH_ALLOWED_NETWORKS,
-    )
+    with timed(ACCEPT_SECONDS, "fetch"):
+        fetched = fetch_url(
+            url,
+            max_bytes=settings.UPLOAD_MAX_BYTES,
+            timeout=settings.URL_FETCH_TIMEOUT,
+            max_redirects=settings.URL_FETCH_MAX_REDIRECTS,
+            allowed_networks=settings.URL_FETCH_ALLOWED_NETWORKS,
+        )
     image = _normalize(fetched.content)
     return case_create(
         uploaded_by=uploaded_by,

@@ -103,6 +103,15 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+# PostgreSQL connections from a pool per process (Django's own psycopg pool): under ASGI every request
+# runs on a fresh thread, so without a pool each one opens (and closes) a connection of its own.
+DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them instead
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The web server, the worker and Channels write concurrently: wait for locks instead of failing.
@@ -164,7 +173,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # Late acknowledgement: a job whose worker dies is redelivered, never lost.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Inference jobs run in micro-batches (workers/batching.py): each child may have a whole batch
+# waiting for it. The training worker takes nothing in advance (--disable-prefetch).
+INFERENCE_BATCH_SIZE = env_int("INFERENCE_BATCH_SIZE", 8)
+# How long a job may wait for others while every inference child is busy (an idle child takes
+# it at once).
+INFERENCE_BATCH_WAIT_MS = env_int("INFERENCE_BATCH_WAIT_MS", 20)
+CELERY_WORKER_PREFETCH_MULTIPLIER = INFERENCE_BATCH_SIZE
 CELERY_TASK_DEFAULT_QUEUE = "inference"
 # Queues get what each needs. Classification jobs are short and acknowledged late: a job whose worker
 # died is redelivered after the visibility timeout, so that timeout is kept short (it must exceed a job's
@@ -232,6 +247,14 @@ URL_FETCH_MAX_REDIRECTS = env_int("URL_FETCH_MAX_REDIRECTS", 3)
 URL_FETCH_ALLOWED_NETWORKS = [
     ipaddress.ip_network(net) for net in env_list("URL_FETCH_ALLOWED_NETWORKS")
 ]
+
+# --- Metrics and health -----------------------------------------------------------------------------
+# Prometheus scrapes /metrics with this bearer token (empty: administrators' sessions only).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Each inference worker serves /metrics and /healthz on this port (0: not served).
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
+# Inference children note here which model version they hold warm; the health check reads it.
+WORKER_HEALTH_DIR = Path(os.environ.get("WORKER_HEALTH_DIR", VAR_DIR / "worker-health"))
 
 # --- Models ------------------------------------------------------------------------------------------
 MODEL_CACHE_DIR = Path(os.environ.get("MODEL_CACHE_DIR", VAR_DIR / "model-cache"))

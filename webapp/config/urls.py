@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from webapp.metrics import metrics_view
+
 urlpatterns = [
     path("", include("webapp.pages.urls")),
     path("accounts/", include("webapp.accounts.urls")),
@@ -8,4 +10,5 @@ urlpatterns = [
     path("", include("webapp.modelops.urls")),
     path("api/", include("webapp.api.urls")),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
 ]
