@@ -1,8 +1,7 @@
 """Overlapping the I/O of a batch's jobs: object-store reads and writes, JPEG decoding.
 
-Each inference process keeps one small thread pool for its life, so that the object-store
-connections (django-storages keeps one per thread) are reused from batch to batch instead of
-being opened for every job.
+Each inference process keeps one small thread pool for its life, so threads are not started
+for every batch; the object store's client is shared by them (webapp/storage/store.py).
 """
 
 from __future__ import annotations

@@ -30,17 +30,8 @@ def test_a_missing_object_is_named_as_missing_not_as_an_outage():
 
 
 def test_an_unreachable_store_names_what_was_being_read(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            **settings.STORAGES["default"],
-            "OPTIONS": {
-                **settings.STORAGES["default"]["OPTIONS"],
-                "endpoint_url": "http://127.0.0.1:9",
-            },
-        },
-    }
-    # Overriding STORAGES resets Django's storage handler, so the next read uses the dead endpoint.
+    settings.S3_ENDPOINT_URL = "http://127.0.0.1:9"
+    # The store keeps a client per configuration, so the next read uses the dead endpoint.
     with pytest.raises(store.StorageUnavailable, match="Could not read model bundle y"):
         store.read("models/y/a.zip", what="model bundle y")
 

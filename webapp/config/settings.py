@@ -207,31 +207,9 @@ S3_BUCKET = os.environ.get("S3_BUCKET", "skinsight")
 S3_ACCESS_KEY_ID = os.environ.get("S3_ACCESS_KEY_ID", "skinsight")
 S3_SECRET_ACCESS_KEY = os.environ.get("S3_SECRET_ACCESS_KEY", "skinsight-local-secret")
 S3_REGION = os.environ.get("S3_REGION", "us-east-1")
-_S3_OPTIONS = {
-    "endpoint_url": S3_ENDPOINT_URL,
-    "bucket_name": S3_BUCKET,
-    "access_key": S3_ACCESS_KEY_ID,
-    "secret_key": S3_SECRET_ACCESS_KEY,
-    "region_name": S3_REGION,
-    "addressing_style": "path",
-    "signature_version": "s3v4",
-    # Private objects; the web app streams them to authorised users only.
-    "default_acl": None,
-    "querystring_auth": True,
-    "querystring_expire": 300,
-}
+# Objects are private: webapp/storage/store.py (the one owner of the bucket, through one boto3 client per
+# process) reads and writes them, and the web app streams them to authorised users only.
 STORAGES = {
-    # Uploads: never overwrite, so a key collision is detected instead of replacing a photo.
-    "default": {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {**_S3_OPTIONS, "file_overwrite": False},
-    },
-    # Results, logs and progress are keyed by what made them: a retried job rewrites the same object in
-    # one PUT.
-    "overwrite": {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {**_S3_OPTIONS, "file_overwrite": True},
-    },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 

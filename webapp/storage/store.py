@@ -1,9 +1,14 @@
 """The one owner of object storage: every key, read, write and the bucket itself.
 
 Keys are always generated here, never taken from users. Every error names what was being read or written,
-so "the model bundle is unreadable" is never reported as "the image store is unavailable". Two storage
-aliases are used: `default` never overwrites (photos, bundles, snapshots: a key collision is an error, not a
-replacement) and `overwrite` rewrites in one PUT (results, logs and progress a retried job writes again).
+so "the model bundle is unreadable" is never reported as "the image store is unavailable". Two kinds of
+write: `put_new` never overwrites (photos, bundles, snapshots: a key collision is an error, not a
+replacement) and `put` rewrites in one PUT (results, logs and progress a retried job writes again).
+
+One boto3 client per process, shared by its threads (boto3 clients are thread-safe): making one costs
+100-300 ms of CPU, and Django under ASGI runs each request's sync code on a thread of its own, so a client
+kept per thread (as django-storages keeps its resources, which SkinSight used before) was made again for
+every upload.
 """
 
 from __future__ import annotations
@@ -12,13 +17,13 @@ import json
 import logging
 import mimetypes
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage, storages
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +103,32 @@ def _failure(action: str, what: str, key: str, exc: Exception) -> StorageUnavail
     )
 
 
+_clients: dict[tuple, object] = {}
+_clients_lock = threading.Lock()
+
+
+def _client():
+    """This process's client for the configured store (a client inherited across fork, or made
+    for other settings, is not reused)."""
+    key = (
+        os.getpid(),
+        settings.S3_ENDPOINT_URL,
+        settings.S3_ACCESS_KEY_ID,
+        settings.S3_SECRET_ACCESS_KEY,
+        settings.S3_REGION,
+    )
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key) or s3_client(*key[1:])
+            _clients[key] = client
+    return client
+
+
+def _bucket() -> str:
+    return settings.S3_BUCKET
+
+
 def put_new(key: str, content: bytes | BinaryIO, *, what: str) -> str:
     """Write a new object; a key that already exists is an error, never a replacement.
 
@@ -108,8 +139,8 @@ def put_new(key: str, content: bytes | BinaryIO, *, what: str) -> str:
         content.seek(0)
     content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
     try:
-        default_storage.bucket.Object(key).put(
-            Body=content, IfNoneMatch="*", ContentType=content_type
+        _client().put_object(
+            Bucket=_bucket(), Key=key, Body=content, IfNoneMatch="*", ContentType=content_type
         )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in _EXISTS_CODES:
@@ -130,8 +161,9 @@ def put_file_new(key: str, path: str | os.PathLike, *, what: str) -> str:
 
 def put(key: str, content: bytes, *, what: str) -> str:
     """Write or rewrite an object in one PUT (results, logs: a retry writes the same key again)."""
+    content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
     try:
-        storages["overwrite"].save(key, ContentFile(content))
+        _client().put_object(Bucket=_bucket(), Key=key, Body=content, ContentType=content_type)
     except STORAGE_ERRORS as exc:
         raise _failure("store", what, key, exc) from exc
     return key
@@ -143,9 +175,8 @@ def put_json(key: str, payload, *, what: str) -> str:
 
 
 def read(key: str, *, what: str) -> bytes:
-    # One GET: opening through the storage API costs a HEAD first.
     try:
-        return default_storage.bucket.Object(key).get()["Body"].read()
+        return _client().get_object(Bucket=_bucket(), Key=key)["Body"].read()
     except STORAGE_ERRORS as exc:
         raise _failure("read", what, key, exc) from exc
 
@@ -160,8 +191,9 @@ def read_json(key: str, *, what: str):
 def download(key: str, path: str | os.PathLike, *, what: str) -> None:
     """Stream an object into a local file."""
     try:
-        with default_storage.open(key, "rb") as source, open(path, "wb") as sink:
-            while chunk := source.read(1024 * 1024):
+        with open(path, "wb") as sink:
+            body = _client().get_object(Bucket=_bucket(), Key=key)["Body"]
+            while chunk := body.read(1024 * 1024):
                 sink.write(chunk)
     except STORAGE_ERRORS as exc:
         raise _failure("read", what, key, exc) from exc
@@ -169,7 +201,12 @@ def download(key: str, path: str | os.PathLike, *, what: str) -> None:
 
 def exists(key: str, *, what: str) -> bool:
     try:
-        return default_storage.exists(key)
+        _client().head_object(Bucket=_bucket(), Key=key)
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
+            return False
+        raise _failure("look up", what, key, exc) from exc
     except STORAGE_ERRORS as exc:
         raise _failure("look up", what, key, exc) from exc
 
@@ -177,15 +214,17 @@ def exists(key: str, *, what: str) -> bool:
 def list_prefix(prefix: str, *, what: str) -> Iterator[tuple[str, int]]:
     """Every (key, size) below ``prefix``, in key order."""
     try:
-        for summary in default_storage.bucket.objects.filter(Prefix=prefix):
-            yield summary.key, summary.size
+        pages = _client().get_paginator("list_objects_v2").paginate(Bucket=_bucket(), Prefix=prefix)
+        for page in pages:
+            for summary in page.get("Contents", []):
+                yield summary["Key"], summary["Size"]
     except STORAGE_ERRORS as exc:
         raise _failure("list", what, prefix, exc) from exc
 
 
 def delete_quietly(key: str) -> None:
     try:
-        default_storage.delete(key)
+        _client().delete_object(Bucket=_bucket(), Key=key)
     except STORAGE_ERRORS:
         logger.exception("could not delete orphan object %s", key)
 
