@@ -1,7 +1,8 @@
 """(d) SkinSight end to end: API upload → S3 → queue → worker → S3 + database → WebSocket push.
 
 The whole portal runs as `make run` runs it (same process command lines, `deploy/commands.py`),
-on a PostgreSQL database of its own (`skinsight_bench`, dropped and made again each run), a fresh
+on a PostgreSQL database of its own (`skinsight_bench` on `BENCH_POSTGRES_URL`, dropped and made
+again each run), a fresh
 Valkey and SeaweedFS under `var/bench/portal`, the given bundle registered and activated.
 
 Two measurements:
@@ -35,7 +36,8 @@ from deploy.local_services import free_port
 ROOT = Path(__file__).resolve().parents[2]
 PORTAL_DIR = ROOT / "var" / "bench" / "portal"
 DATABASE = "skinsight_bench"
-PG = "postgres://postgres@127.0.0.1:5432"
+# A server where this user may create databases (the development machine's PostgreSQL trusts it).
+PG = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 PASSWORD = "bench-password-not-secret"  # noqa: S105  (a throw-away local account)
 
 
