@@ -43,7 +43,6 @@ class KerasEngine:
     def __init__(self, model) -> None:
         import tensorflow as tf  # only this fallback needs TensorFlow in a serving process
 
-        self.model = model
         self._call = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
 
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -70,13 +70,14 @@ def worker_health(worker_pid: int, children_expected: int) -> dict:
     active = model_version_get_active()
     active_name = active.name if active else None
     warm = [c for c in children if c["version"] == active_name]
+    alive = _alive(worker_pid)
     return {
         "worker_pid": worker_pid,
-        "alive": _alive(worker_pid),
+        "alive": alive,
         "active_version": active_name,
         "children": children,
         "children_expected": children_expected,
-        "healthy": _alive(worker_pid) and len(warm) >= children_expected,
+        "healthy": alive and len(warm) >= children_expected,
     }
 
 

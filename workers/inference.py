@@ -166,12 +166,10 @@ def _classify_claimed(
     if not ready:
         return outcomes
 
-    started = time.perf_counter()
     with stage_timer(timings, "infer"):
         probabilities = predictor.predict_batch(np.stack([job.pixels for job in ready.values()]))
-    infer_ms = _ms_since(started)
     answers = {
-        case_id: _answer(predictor, row, job.prepare_ms + infer_ms)
+        case_id: _answer(predictor, row, job.prepare_ms + timings["infer"])
         for (case_id, job), row in zip(ready.items(), probabilities, strict=True)
     }
 

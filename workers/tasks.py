@@ -112,17 +112,15 @@ classify = app.register_task(Classify())
 
 # Re-runs (admins' comparisons, never on a patient's latency path) run one job per message:
 # acknowledged late (a dead worker's job is redelivered), time-limited, retried with back-off.
-RERUN_JOB = {
-    "bind": True,
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "soft_time_limit": settings.CLASSIFY_SOFT_TIME_LIMIT,
-    "time_limit": settings.CLASSIFY_TIME_LIMIT,
-    "max_retries": settings.CLASSIFY_MAX_RETRIES,
-}
-
-
-@app.task(name=RERUN_TASK, **RERUN_JOB)
+@app.task(
+    name=RERUN_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT,
+    time_limit=settings.CLASSIFY_TIME_LIMIT,
+    max_retries=settings.CLASSIFY_MAX_RETRIES,
+)
 def rerun(self, result_id: int) -> str:
     try:
         return rerun_case(result_id=result_id)
