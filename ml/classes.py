@@ -13,3 +13,6 @@ CLASS_NAMES: dict[str, str] = {
 }
 
 NUM_CLASSES = len(CLASSES)
+
+# The malignant (or pre-malignant) classes: a lesion likely to be one of them is referred.
+MALIGNANT_CLASSES: tuple[str, ...] = ("akiec", "bcc", "mel")

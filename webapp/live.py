@@ -4,8 +4,20 @@ A case's results page and a training run's page both use it; each says who may w
 state (the same dict its page, JSON view and API send).
 """
 
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Iterable
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+# How long a push may hold up the job that made it; pages poll, so a slow push is dropped.
+PUSH_TIMEOUT_SECONDS = 5.0
 
 # Close codes the pages understand: they stop retrying, because retrying would not change the answer.
 CLOSE_UNAUTHENTICATED = 4401
@@ -44,10 +56,16 @@ class StateConsumer(AsyncJsonWebsocketConsumer):
         if loaded is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.group_name, state = loaded
+        self.group_name = loaded[0]
         await self.channel_layer.group_add(self.group_name, self.channel_name)
+        # Read the state again once subscribed: a change pushed between the first read and
+        # group_add would otherwise be lost, and the page would show a stale state until it polls.
+        loaded = await self._load()
+        if loaded is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
         await self.accept()
-        await self.send_json(state)
+        await self.send_json(loaded[1])
 
     async def disconnect(self, code):
         if self.group_name:
@@ -63,3 +81,51 @@ class StateConsumer(AsyncJsonWebsocketConsumer):
 
     async def state_update(self, event):
         await self.send_json(event["state"])
+
+
+class _PushLoop:
+    """One event loop per process, on a thread of its own, for pushes made from synchronous code.
+
+    `async_to_sync(layer.group_send)` runs each call in a new event loop, and the Redis channel
+    layer keeps its connections per loop, so every push opened and closed a Redis connection.
+    Reusing one loop keeps them. The loop is made in the process that first pushes (never before
+    a fork: a forked child finds the parent's loop gone and makes its own).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="live-push", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+
+_push_loop = _PushLoop()
+
+
+def push_states(updates: Iterable[tuple[str, dict]], *, what: str) -> None:
+    """Send each (group, state) to the browsers in that group, over the process's kept connection.
+
+    Best effort: a failed push is logged, never raised, because every live page also polls.
+    """
+    layer = get_channel_layer()
+    updates = list(updates)
+    if layer is None or not updates:
+        return
+
+    async def send_all():
+        for group, state in updates:
+            await layer.group_send(group, {"type": "state.update", "state": state})
+
+    future = asyncio.run_coroutine_threadsafe(send_all(), _push_loop.loop())
+    try:
+        future.result(PUSH_TIMEOUT_SECONDS)
+    except Exception:
+        future.cancel()
+        logger.warning("live push for %s failed; the page will poll", what, exc_info=True)

@@ -10,9 +10,10 @@ from django.conf import settings
 from ml.preprocess import ImageDecodeError
 from webapp.cases.models import Case, CaseStatus
 from webapp.cases.services import (
+    ClassifierAnswer,
     case_claim_for_classification,
     case_mark_finished_without_result,
-    case_record_prediction,
+    case_record_predictions,
     rerun_claim,
     rerun_record,
 )
@@ -185,21 +186,22 @@ def _classify_claimed(
 
     with stage_timer(timings, "store"):
         keys = in_threads(store_result, ready)
-    with stage_timer(timings, "record"):
-        for case_id, key in keys.items():
-            if isinstance(key, Exception):
-                outcomes[case_id] = key
-                continue
-            answer = answers[case_id]
-            case_record_prediction(
-                case_id=case_id,
-                model_version=version,
-                probabilities=answer.probabilities,
-                latency_ms=answer.latency_ms,
-                engine=answer.engine,
-                result_key=key,
-            )
-            outcomes[case_id] = DONE
+    outcomes.update({k: v for k, v in keys.items() if isinstance(v, Exception)})
+    stored = [
+        ClassifierAnswer(
+            case_id=case_id,
+            probabilities=answers[case_id].probabilities,
+            latency_ms=answers[case_id].latency_ms,
+            engine=answers[case_id].engine,
+            result_key=key,
+        )
+        for case_id, key in keys.items()
+        if not isinstance(key, Exception)
+    ]
+    if stored:
+        with stage_timer(timings, "record"):
+            recorded = case_record_predictions(model_version=version, answers=stored)
+        outcomes.update({k: v if isinstance(v, Exception) else DONE for k, v in recorded.items()})
     return outcomes
 
 

@@ -2,13 +2,14 @@
 
 import pytest
 
-from webapp.cases.models import CaseStatus, Prediction
+from webapp.cases.models import Case, CaseStatus, Prediction
 from webapp.cases.services import (
+    ClassifierAnswer,
     InvalidTransition,
     case_claim_for_classification,
     case_enqueue_waiting,
     case_mark_finished_without_result,
-    case_record_prediction,
+    case_record_predictions,
 )
 from webapp.modelops.models import ModelVersion
 
@@ -25,22 +26,53 @@ def version(db):
     )  # fmt: skip
 
 
+def answer(case, latency_ms=12, probabilities=PROBS) -> ClassifierAnswer:
+    return ClassifierAnswer(
+        case_id=case.pk, probabilities=probabilities, latency_ms=latency_ms, result_key="r"
+    )
+
+
 def test_claim_then_record_marks_done_once(make_case, patient, version):
     case = make_case(patient)
     claimed = case_claim_for_classification(case_id=case.pk)
     assert claimed.status == CaseStatus.RUNNING and claimed.attempts == 1
-    first = case_record_prediction(
-        case_id=case.pk, model_version=version, probabilities=PROBS, latency_ms=12, result_key="r"
-    )
-    again = case_record_prediction(
-        case_id=case.pk, model_version=version, probabilities=PROBS, latency_ms=99, result_key="r"
-    )
+    first = case_record_predictions(model_version=version, answers=[answer(case)])[case.pk]
+    again = case_record_predictions(model_version=version, answers=[answer(case, 99)])[case.pk]
     case.refresh_from_db()
     assert first.pk == again.pk and Prediction.objects.count() == 1
+    assert again.latency_ms == 12
     assert first.top_class == "nv" and first.top_probability == pytest.approx(0.6)
     assert case.status == CaseStatus.DONE and case.finished_at >= case.started_at
     # A redelivered job for a finished case finds nothing to do.
     assert case_claim_for_classification(case_id=case.pk) is None
+
+
+def test_a_batch_records_each_case_with_its_own_outcome(make_case, patient, version):
+    fresh, duplicate, failed, deleted = (make_case(patient) for _ in range(4))
+    for case in (fresh, duplicate, failed, deleted):
+        case_claim_for_classification(case_id=case.pk)
+    earlier = case_record_predictions(model_version=version, answers=[answer(duplicate, 5)])
+    case_mark_finished_without_result(case_id=failed.pk, status=CaseStatus.FAILED, reason="x")
+    deleted_id, gone = deleted.pk, answer(deleted)
+    deleted.delete()
+    mel = {**PROBS, "mel": 0.7, "nv": 0.2}
+
+    outcomes = case_record_predictions(
+        model_version=version,
+        answers=[answer(fresh, 7, mel), answer(duplicate, 8), answer(failed), gone],
+    )
+
+    assert outcomes[fresh.pk].top_class == "mel" and outcomes[fresh.pk].latency_ms == 7
+    assert outcomes[duplicate.pk].pk == earlier[duplicate.pk].pk
+    assert isinstance(outcomes[failed.pk], InvalidTransition)
+    assert isinstance(outcomes[deleted_id], Case.DoesNotExist)
+    statuses = dict(Case.objects.values_list("pk", "status"))
+    assert statuses == {
+        fresh.pk: CaseStatus.DONE,
+        duplicate.pk: CaseStatus.DONE,
+        failed.pk: CaseStatus.FAILED,
+    }
+    assert Prediction.objects.count() == 2
 
 
 def test_redelivered_running_job_can_be_claimed_again(make_case, patient):

@@ -20,6 +20,7 @@ from webapp.cases.imaging import (
     normalize_image,
     sniff_format,
 )
+from webapp.errors import ApplicationError
 
 try:  # imported as a package when tests/ has __init__ files, as a top-level module otherwise
     from tests.webapp import imaging_samples as samples
@@ -99,8 +100,8 @@ def test_crafted_input_is_rejected_with_a_plain_message(name):
     assert time.monotonic() - started < 2
 
 
-def test_image_rejected_is_a_value_error():
-    assert issubclass(ImageRejected, ValueError)
+def test_image_rejected_is_an_expected_refusal_answered_400():
+    assert issubclass(ImageRejected, ApplicationError) and ImageRejected.status == 400
 
 
 def test_oversized_file_says_its_size_and_the_limit():

@@ -1,12 +1,14 @@
 """The results page's WebSocket, through the real Redis channel layer."""
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
 from webapp.cases.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, CaseConsumer
-from webapp.cases.services import case_publish
+from webapp.cases.services import cases_publish
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -42,7 +44,7 @@ async def test_owner_gets_current_state_then_pushed_updates(live_case, patient):
     assert first["id"] == str(live_case.public_id) and first["status"] == "queued"
 
     # database_sync_to_async closes its connection after the call, as the worker does per job.
-    await database_sync_to_async(case_publish)(case_id=live_case.pk)
+    await database_sync_to_async(cases_publish)(case_ids=[live_case.pk])
     pushed = await comm.receive_json_from(timeout=5)
     assert pushed["id"] == str(live_case.public_id)
     await comm.disconnect()
@@ -56,3 +58,17 @@ async def test_other_patient_and_anonymous_are_closed(live_case, other_patient):
     comm = communicator(live_case, AnonymousUser())
     connected, code = await comm.connect()
     assert not connected and code == CLOSE_UNAUTHENTICATED
+
+
+async def test_an_idle_page_stays_subscribed_past_the_layers_blocking_read(live_case, patient):
+    # The consumer waits for pushes with 5 s blocking pops; twice that covers a read timeout
+    # meeting a pop's end (redis-py's default read timeout is also 5 s).
+    comm = communicator(live_case, patient)
+    connected, _ = await comm.connect()
+    assert connected
+    await comm.receive_json_from(timeout=5)
+    await asyncio.sleep(11)
+    await database_sync_to_async(cases_publish)(case_ids=[live_case.pk])
+    pushed = await comm.receive_json_from(timeout=5)
+    assert pushed["id"] == str(live_case.public_id)
+    await comm.disconnect()

@@ -5,6 +5,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from tests.images import jpeg_bytes, png_bytes
+from tests.webapp.test_access_control import api_client
 from webapp.cases.models import Case, CaseStatus
 
 pytestmark = pytest.mark.django_db
@@ -141,4 +142,44 @@ def test_clinician_uploads_for_assigned_patient_only(
         },
     )
     assert refused.status_code == 400
+    assert Case.objects.count() == 1
+
+
+def _page_and_api_answers(login, api, user, data) -> tuple[int, int]:
+    page = login(user).post(reverse("cases:upload"), {**data, "image": photo()})
+    through_api = api(user).post(
+        reverse("api:case-list"), {**data, "image": photo()}, format="multipart"
+    )
+    return page.status_code, through_api.status_code
+
+
+def photo():
+    return SimpleUploadedFile("a.jpg", jpeg_bytes(), content_type="image/jpeg")
+
+
+def test_the_page_and_the_api_answer_the_same_refusal_with_the_same_status(
+    login, patient, clinician, settings, bucket_keys
+):
+    before = bucket_keys()
+    # A clinician who names no patient: a request the use case cannot place.
+    assert _page_and_api_answers(login, api_client, clinician, {}) == (400, 400)
+    assert bucket_keys() == before
+    settings.S3_ENDPOINT_URL = "http://127.0.0.1:9"  # the object store is down
+    assert _page_and_api_answers(login, api_client, patient, {}) == (503, 503)
+    assert Case.objects.count() == 0
+
+
+def test_an_idempotent_replay_answers_before_fetching_the_url(patient):
+    client = api_client(patient)
+    first = client.post(
+        reverse("api:case-list"), {"image": photo(), "idempotency_key": "k1"}, format="multipart"
+    )
+    # The same key with a URL the guard would refuse: the earlier case answers, nothing is fetched.
+    again = client.post(
+        reverse("api:case-list"),
+        {"image_url": "http://127.0.0.1:1/a.jpg", "idempotency_key": "k1"},
+        format="json",
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
     assert Case.objects.count() == 1

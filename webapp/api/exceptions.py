@@ -3,16 +3,10 @@
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from webapp.modelops.services.common import ModelOpsError, PromotionRefused
-from webapp.storage.store import StorageUnavailable
+from webapp.errors import ApplicationError
 
 
 def api_exception_handler(exc, context):
-    if isinstance(exc, ModelOpsError):
-        body = {"detail": str(exc)}
-        if isinstance(exc, PromotionRefused):
-            body["gate"] = exc.gate
-        return Response(body, status=exc.status)
-    if isinstance(exc, StorageUnavailable):
-        return Response({"detail": str(exc)}, status=503)
+    if isinstance(exc, ApplicationError):
+        return Response({"detail": str(exc), **exc.extra}, status=exc.status)
     return exception_handler(exc, context)

@@ -1,6 +1,7 @@
 from django.http import Http404
 
-from webapp.cases.selectors import case_get_for_user, case_group_name, case_state
+from webapp.cases.selectors import case_get_for_user, case_group_name
+from webapp.cases.serializers import case_state
 from webapp.live import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, StateConsumer
 
 __all__ = ["CLOSE_NOT_FOUND", "CLOSE_UNAUTHENTICATED", "CaseConsumer"]

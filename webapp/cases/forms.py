@@ -4,6 +4,16 @@ from django.conf import settings
 from webapp.accounts.models import Role
 
 
+class LesionChoiceField(forms.ModelChoiceField):
+    def __init__(self, *args, show_patient: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.show_patient = show_patient
+
+    def label_from_instance(self, lesion):
+        where = f"{lesion} (since {lesion.created_at:%d %b %Y})"
+        return f"{lesion.patient.username}: {where}" if self.show_patient else where
+
+
 class UploadForm(forms.Form):
     image = forms.FileField(
         required=False,
@@ -17,17 +27,28 @@ class UploadForm(forms.Form):
         label="…or the address (URL) of a photo",
         assume_scheme="https",
     )
-    body_site = forms.CharField(required=False, max_length=64, label="Where on the body (optional)")
     patient = forms.ModelChoiceField(queryset=None, required=False, label="Patient")
+    lesion = LesionChoiceField(
+        queryset=None,
+        required=False,
+        show_patient=False,
+        to_field_name="public_id",
+        empty_label="A new lesion",
+        label="Which lesion",
+        help_text="A lesion photographed before, to follow it over time, or a new one.",
+    )
+    body_site = forms.CharField(
+        required=False, max_length=64, label="Where on the body (for a new lesion)"
+    )
 
-    def __init__(self, *args, user, patients, **kwargs):
+    def __init__(self, *args, user, patients, lesions, **kwargs):
         super().__init__(*args, **kwargs)
-        self.user = user
+        self.fields["lesion"].queryset = lesions
         if user.role == Role.PATIENT and not user.is_admin_role:
             del self.fields["patient"]
         else:
             self.fields["patient"].queryset = patients
-            self.fields["patient"].required = True
+            self.fields["lesion"].show_patient = True
 
     def clean(self):
         cleaned = super().clean()
@@ -36,9 +57,6 @@ class UploadForm(forms.Form):
         if has_file == has_url and not self.errors:
             raise forms.ValidationError("Choose a photo to upload or give its URL, not both.")
         return cleaned
-
-    def chosen_patient(self):
-        return self.cleaned_data.get("patient") or self.user
 
 
 class RerunForm(forms.Form):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ml.preprocess import to_rgb
+from webapp.errors import ApplicationError
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -90,7 +91,7 @@ _ORIENTATION_FIX = {
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
-class ImageRejected(ValueError):
+class ImageRejected(ApplicationError):
     """The file cannot be accepted; ``str(exc)`` is a plain sentence to show to the user."""
 
 

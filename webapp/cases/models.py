@@ -8,8 +8,9 @@ from webapp.records import WriteOnceModel
 
 
 class Lesion(models.Model):
-    """One spot on one patient, photographed over time."""
+    """One spot on one patient, photographed over time: each upload is a visit (a Case)."""
 
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     patient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="lesions"
     )
@@ -18,7 +19,7 @@ class Lesion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return self.label or f"Lesion {self.pk}"
+        return self.label or self.body_site or f"Lesion of {self.created_at:%d %b %Y}"
 
 
 class CaseStatus(models.TextChoices):

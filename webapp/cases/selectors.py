@@ -1,27 +1,52 @@
-"""Reads for cases. Every query that returns patient data goes through `case_visible_to`."""
+"""Reads for cases and lesions. Every query that returns patient data goes through
+`case_visible_to` or `lesion_visible_to`."""
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, Max, OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404
-from django.urls import reverse
 
-from ml.classes import CLASS_NAMES
 from webapp.accounts.models import Role, User
-from webapp.cases.models import Case, CaseStatus, Rerun, RerunStatus, Review
-from webapp.modelops.selectors import model_version_get_active
+from webapp.cases.models import Case, CaseStatus, Lesion, Rerun, RerunStatus, Review
+
+
+def _of_visible_patients(queryset: QuerySet, user: User, patient: str) -> QuerySet:
+    """Rows whose patient (the lookup path ``patient``) the user may see: patients their own,
+    clinicians their assigned patients', admins all; inactive and anonymous users none."""
+    if not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if user.is_admin_role:
+        return queryset
+    if user.role == Role.CLINICIAN:
+        return queryset.filter(**{f"{patient}__clinician_assignments__clinician": user})
+    return queryset.filter(**{patient: user})
 
 
 def case_visible_to(user: User) -> QuerySet[Case]:
-    """Patients see their own cases, clinicians their assigned patients', admins all; others none."""
     base = Case.objects.select_related(
         "lesion__patient", "uploaded_by", "prediction__model_version"
     )
-    if not user.is_authenticated or not user.is_active:
-        return base.none()
-    if user.is_admin_role:
-        return base
-    if user.role == Role.CLINICIAN:
-        return base.filter(lesion__patient__clinician_assignments__clinician=user)
-    return base.filter(lesion__patient=user)
+    return _of_visible_patients(base, user, "lesion__patient")
+
+
+def lesion_visible_to(user: User) -> QuerySet[Lesion]:
+    base = Lesion.objects.select_related("patient").annotate(
+        visit_count=Count("cases"), last_visit_at=Max("cases__created_at")
+    )
+    return _of_visible_patients(base, user, "patient").order_by("-last_visit_at", "-pk")
+
+
+def lesion_get_for_user(*, user: User, public_id) -> Lesion:
+    """A lesion with its visits and their results; the same 404 for someone else's as for none."""
+    lesion = (
+        lesion_visible_to(user)
+        .prefetch_related(
+            Prefetch("cases", Case.objects.select_related("prediction__model_version"))
+        )
+        .filter(public_id=public_id)
+        .first()
+    )
+    if lesion is None:
+        raise Http404("No such lesion.")
+    return lesion
 
 
 def case_get_for_user(*, user: User, public_id) -> Case:
@@ -49,46 +74,6 @@ def case_group_name(case: Case) -> str:
 
 def _iso(value) -> str | None:
     return value.isoformat() if value else None
-
-
-def case_state(case: Case, *, model_active: bool | None = None) -> dict:
-    """The one representation of a case's job state: JSON view, REST API and live push all send this.
-
-    `model_active` lets a list look the active model up once instead of once per queued case.
-    """
-    prediction = getattr(case, "prediction", None)
-    state = {
-        "id": str(case.public_id),
-        "status": case.status,
-        "status_label": CaseStatus(case.status).label,
-        "reason": case.status_reason,
-        "created_at": _iso(case.created_at),
-        "started_at": _iso(case.started_at),
-        "finished_at": _iso(case.finished_at),
-        "image_url": reverse("cases:image", kwargs={"public_id": case.public_id}),
-        "source_url": case.source_url,
-        "prediction": None,
-        "waiting_for_model": False,
-    }
-    if prediction is not None:
-        ordered = sorted(prediction.probabilities.items(), key=lambda item: -item[1])
-        state["prediction"] = {
-            "top_class": prediction.top_class,
-            "top_class_name": CLASS_NAMES.get(prediction.top_class, prediction.top_class),
-            "top_probability": prediction.top_probability,
-            "probabilities": [
-                {"code": code, "name": CLASS_NAMES.get(code, code), "probability": p}
-                for code, p in ordered
-            ],
-            "model_version": prediction.model_version.name,
-            "latency_ms": prediction.latency_ms,
-            "created_at": _iso(prediction.created_at),
-        }
-    elif case.status == CaseStatus.QUEUED:
-        if model_active is None:
-            model_active = model_version_get_active() is not None
-        state["waiting_for_model"] = not model_active
-    return state
 
 
 def confirmed_case_items() -> list[dict]:

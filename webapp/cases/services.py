@@ -4,15 +4,13 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from ml.classes import CLASSES
-from webapp.accounts.models import User
+from webapp.accounts.models import Role, User
 from webapp.cases.imaging import (
     ImageRejected,
     NormalizedImage,
@@ -33,12 +31,14 @@ from webapp.cases.models import (
 )
 from webapp.cases.selectors import (
     case_group_name,
-    case_state,
     case_visible_to,
     patients_selectable_by,
 )
+from webapp.cases.serializers import case_state
 from webapp.cases.url_fetch import fetch_url
 from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, app
+from webapp.errors import ApplicationError, NotPermitted
+from webapp.live import push_states
 from webapp.metrics import ACCEPT_SECONDS, JOB_STAGE_SECONDS, UPLOADS, timed
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.services.common import ModelOpsError, require_admin
@@ -47,7 +47,7 @@ from webapp.storage import store
 logger = logging.getLogger(__name__)
 
 
-class CasePermissionDenied(PermissionError):
+class CasePermissionDenied(NotPermitted):
     pass
 
 
@@ -74,20 +74,20 @@ def _check_may_upload_for(uploaded_by: User, patient: User) -> None:
         )
 
 
-def case_create(
-    *,
-    uploaded_by: User,
-    patient: User,
-    image: NormalizedImage,
-    source_url: str = "",
-    original_filename: str = "",
-    idempotency_key: str = "",
-    body_site: str = "",
-) -> CaseCreated:
-    """Store the image under a generated key, create the case and enqueue its job after commit.
+def _patient_of(uploaded_by: User, patient: User | None, lesion: Lesion | None) -> User:
+    if lesion is not None:
+        if patient is not None and patient.pk != lesion.patient_id:
+            raise ApplicationError("That lesion belongs to another patient.")
+        return lesion.patient
+    if patient is not None:
+        return patient
+    if uploaded_by.role == Role.PATIENT:
+        return uploaded_by
+    raise ApplicationError("Name the patient this photo belongs to.", field="patient")
 
-    Either everything exists afterwards (object, rows, job) or nothing does.
-    """
+
+def _admit(uploaded_by: User, patient: User, idempotency_key: str) -> CaseCreated | None:
+    """Refuse an upload for someone else's patient; the earlier case when the key was used before."""
     _check_may_upload_for(uploaded_by, patient)
     if idempotency_key:
         existing = Case.objects.filter(
@@ -96,12 +96,119 @@ def case_create(
         if existing is not None:
             UPLOADS.labels("replayed").inc()
             return CaseCreated(case=existing, created=False)
+    return None
 
+
+def case_create(
+    *,
+    uploaded_by: User,
+    patient: User,
+    image: NormalizedImage,
+    lesion: Lesion | None = None,
+    source_url: str = "",
+    original_filename: str = "",
+    idempotency_key: str = "",
+    body_site: str = "",
+) -> CaseCreated:
+    """Create a case from an image that is already validated (see `case_upload` for raw input)."""
+    patient = _patient_of(uploaded_by, patient, lesion)
+    return _admit(uploaded_by, patient, idempotency_key) or _case_store(
+        uploaded_by=uploaded_by,
+        patient=patient,
+        image=image,
+        lesion=lesion,
+        source_url=source_url,
+        original_filename=original_filename,
+        idempotency_key=idempotency_key,
+        body_site=body_site,
+    )
+
+
+@timed(ACCEPT_SECONDS, "total")
+def case_upload(
+    *,
+    uploaded_by: User,
+    image=None,
+    image_url: str = "",
+    patient: User | None = None,
+    lesion: Lesion | None = None,
+    body_site: str = "",
+    idempotency_key: str = "",
+) -> CaseCreated:
+    """The one use case behind the upload page and the API: a photo file (``image``, an uploaded
+    file) or an image URL becomes a case. The arguments are the upload form's and serializer's fields.
+
+    The patient is the lesion's, else the one named, else the uploader when they are a patient.
+    Permission and an idempotency replay are settled before anything is read or fetched; the
+    file is judged by its content (never its name or declared type); a URL goes through the
+    SSRF guard. Raises ApplicationError subclasses, which every entry point maps by `status`.
+    """
+    if bool(image) == bool(image_url):
+        raise ApplicationError("Give either a photo file or the URL of a photo, not both.")
+    patient = _patient_of(uploaded_by, patient, lesion)
+    replayed = _admit(uploaded_by, patient, idempotency_key)
+    if replayed is not None:
+        return replayed
+    if image:
+        data, source_url = _read_upload(image), ""
+        original_filename = getattr(image, "name", "") or ""
+    else:
+        data, source_url, original_filename = _fetch(image_url), image_url, ""
+    return _case_store(
+        uploaded_by=uploaded_by,
+        patient=patient,
+        image=_normalize(data),
+        lesion=lesion,
+        source_url=source_url,
+        original_filename=original_filename,
+        idempotency_key=idempotency_key,
+        body_site=body_site,
+    )
+
+
+def _read_upload(image_file) -> bytes:
+    if image_file.size > settings.UPLOAD_MAX_BYTES:
+        UPLOADS.labels("rejected").inc()
+        raise ImageRejected(
+            f"The file is {format_megabytes(image_file.size)}; "
+            f"the limit is {format_megabytes(settings.UPLOAD_MAX_BYTES)}."
+        )
+    image_file.seek(0)
+    return image_file.read()
+
+
+def _fetch(url: str) -> bytes:
+    with timed(ACCEPT_SECONDS, "fetch"):
+        return fetch_url(
+            url,
+            max_bytes=settings.UPLOAD_MAX_BYTES,
+            timeout=settings.URL_FETCH_TIMEOUT,
+            max_redirects=settings.URL_FETCH_MAX_REDIRECTS,
+            allowed_networks=settings.URL_FETCH_ALLOWED_NETWORKS,
+        ).content
+
+
+def _case_store(
+    *,
+    uploaded_by: User,
+    patient: User,
+    image: NormalizedImage,
+    lesion: Lesion | None,
+    source_url: str,
+    original_filename: str,
+    idempotency_key: str,
+    body_site: str,
+) -> CaseCreated:
+    """Store the image under a generated key, create the case and enqueue its job after commit.
+
+    Either everything exists afterwards (object, rows, job) or nothing does.
+    """
     with timed(ACCEPT_SECONDS, "store"):
         key = store.put_new(store.case_image_key(image.extension), image.content, what="the photo")
     try:
         with timed(ACCEPT_SECONDS, "record"), transaction.atomic():
-            lesion = Lesion.objects.create(patient=patient, body_site=body_site[:64])
+            if lesion is None:
+                lesion = Lesion.objects.create(patient=patient, body_site=body_site[:64])
             case = Case.objects.create(
                 lesion=lesion,
                 uploaded_by=uploaded_by,
@@ -166,35 +273,68 @@ def _transition(case: Case, new_status: str, reason: str = "") -> None:
     case.save(update_fields=["status", "status_reason", "finished_at"])
 
 
-def case_record_prediction(
-    *,
-    case_id: int,
-    model_version,
-    probabilities: dict[str, float],
-    latency_ms: int,
-    result_key: str,
-    engine: str = "",
-) -> Prediction:
-    """Store the prediction and mark the case done, once. A duplicate job gets the existing row back."""
+@dataclass(frozen=True)
+class ClassifierAnswer:
+    """What a worker computed for one case, ready to record."""
+
+    case_id: int
+    probabilities: dict[str, float]
+    latency_ms: int
+    result_key: str
+    engine: str = ""
+
+
+def case_record_predictions(
+    *, model_version, answers: list[ClassifierAnswer]
+) -> dict[int, Prediction | Exception]:
+    """Store a batch's predictions and mark their cases done, in one transaction, each case once.
+
+    Every case gets its own outcome: its new prediction; the existing one when a duplicate job
+    recorded it first; InvalidTransition when the case finished otherwise meanwhile; or
+    Case.DoesNotExist when it is gone. One case's outcome never stops the others.
+    """
+    by_case = {answer.case_id: answer for answer in answers}
+    outcomes: dict[int, Prediction | Exception] = {
+        case_id: Case.DoesNotExist(f"Case {case_id} no longer exists.") for case_id in by_case
+    }
     with transaction.atomic():
-        case = Case.objects.select_for_update().get(pk=case_id)
-        existing = Prediction.objects.filter(case=case).first()
-        if existing is not None:
-            return existing
-        top_class = max(probabilities, key=probabilities.get)
-        prediction = Prediction.objects.create(
-            case=case,
-            model_version=model_version,
-            probabilities=probabilities,
-            top_class=top_class,
-            top_probability=probabilities[top_class],
-            latency_ms=latency_ms,
-            engine=engine,
-            result_key=result_key,
+        # Locked in one order, so two batches that share a redelivered case cannot deadlock.
+        cases = Case.objects.select_for_update().filter(pk__in=by_case).order_by("pk")
+        existing = {p.case_id: p for p in Prediction.objects.filter(case_id__in=by_case)}
+        new: list[Prediction] = []
+        for case in cases:
+            if case.pk in existing:
+                outcomes[case.pk] = existing[case.pk]
+            elif CaseStatus.DONE not in ALLOWED_TRANSITIONS[case.status]:
+                outcomes[case.pk] = InvalidTransition(
+                    f"Case {case.pk} cannot go from {case.status} to {CaseStatus.DONE}."
+                )
+            else:
+                new.append(_prediction(case.pk, model_version, by_case[case.pk]))
+        if not new:
+            return outcomes
+        Prediction.objects.bulk_create(new)
+        done = [prediction.case_id for prediction in new]
+        Case.objects.filter(pk__in=done).update(
+            status=CaseStatus.DONE, status_reason="", finished_at=timezone.now()
         )
-        _transition(case, CaseStatus.DONE)
-        transaction.on_commit(lambda: case_publish(case_id=case_id))
-    return prediction
+        outcomes.update({prediction.case_id: prediction for prediction in new})
+        transaction.on_commit(lambda: cases_publish(case_ids=done))
+    return outcomes
+
+
+def _prediction(case_id: int, model_version, answer: ClassifierAnswer) -> Prediction:
+    top_class = max(answer.probabilities, key=answer.probabilities.get)
+    return Prediction(
+        case_id=case_id,
+        model_version=model_version,
+        probabilities=answer.probabilities,
+        top_class=top_class,
+        top_probability=answer.probabilities[top_class],
+        latency_ms=answer.latency_ms,
+        engine=answer.engine,
+        result_key=answer.result_key,
+    )
 
 
 def case_mark_finished_without_result(*, case_id: int, status: str, reason: str) -> Case | None:
@@ -204,25 +344,20 @@ def case_mark_finished_without_result(*, case_id: int, status: str, reason: str)
         if case is None or case.status in TERMINAL_STATUSES:
             return case
         _transition(case, status, reason)
-        transaction.on_commit(lambda: case_publish(case_id=case_id))
+        transaction.on_commit(lambda: cases_publish(case_ids=[case_id]))
     return case
 
 
-def case_publish(*, case_id: int) -> None:
-    """Push the case's current state to every browser watching it. Best effort: pages also poll."""
-    case = Case.objects.filter(pk=case_id).select_related("prediction__model_version").first()
-    if case is None:
-        return
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        with timed(JOB_STAGE_SECONDS, "push"):
-            async_to_sync(layer.group_send)(
-                case_group_name(case), {"type": "state.update", "state": case_state(case)}
-            )
-    except Exception:
-        logger.warning("live push for case %s failed; the page will poll", case_id, exc_info=True)
+def cases_publish(*, case_ids: list[int]) -> None:
+    """Push each case's current state to every browser watching it. Best effort: pages also poll."""
+    cases = Case.objects.filter(pk__in=case_ids).select_related(
+        "lesion", "prediction__model_version"
+    )
+    with timed(JOB_STAGE_SECONDS, "push"):
+        push_states(
+            ((case_group_name(case), case_state(case)) for case in cases),
+            what=f"case(s) {', '.join(map(str, case_ids))}",
+        )
 
 
 def _normalize(data: bytes) -> NormalizedImage:
@@ -237,64 +372,6 @@ def _normalize(data: bytes) -> NormalizedImage:
     except ImageRejected:
         UPLOADS.labels("rejected").inc()
         raise
-
-
-@timed(ACCEPT_SECONDS, "total")
-def case_create_from_file(
-    *,
-    uploaded_by: User,
-    patient: User,
-    upload,
-    idempotency_key: str = "",
-    body_site: str = "",
-) -> CaseCreated:
-    """Validate an uploaded file by its content (never its name or declared type) and create the case."""
-    _check_may_upload_for(uploaded_by, patient)
-    if upload.size > settings.UPLOAD_MAX_BYTES:
-        raise ImageRejected(
-            f"The file is {format_megabytes(upload.size)}; "
-            f"the limit is {format_megabytes(settings.UPLOAD_MAX_BYTES)}."
-        )
-    upload.seek(0)
-    image = _normalize(upload.read())
-    return case_create(
-        uploaded_by=uploaded_by,
-        patient=patient,
-        image=image,
-        original_filename=getattr(upload, "name", "") or "",
-        idempotency_key=idempotency_key,
-        body_site=body_site,
-    )
-
-
-@timed(ACCEPT_SECONDS, "total")
-def case_create_from_url(
-    *,
-    uploaded_by: User,
-    patient: User,
-    url: str,
-    idempotency_key: str = "",
-    body_site: str = "",
-) -> CaseCreated:
-    """Fetch an image URL with the SSRF guard, validate it like an upload and create the case."""
-    _check_may_upload_for(uploaded_by, patient)
-    with timed(ACCEPT_SECONDS, "fetch"):
-        fetched = fetch_url(
-            url,
-            max_bytes=settings.UPLOAD_MAX_BYTES,
-            timeout=settings.URL_FETCH_TIMEOUT,
-            max_redirects=settings.URL_FETCH_MAX_REDIRECTS,
-            allowed_networks=settings.URL_FETCH_ALLOWED_NETWORKS,
-        )
-    image = _normalize(fetched.content)
-    return case_create(
-        uploaded_by=uploaded_by,
-        patient=patient,
-        image=image,
-        source_url=url,
-        idempotency_key=idempotency_key,
-        body_site=body_site,
-    )
 
 
 def review_create(*, case: Case, reviewer: User, diagnosis: str, notes: str = "") -> Review:

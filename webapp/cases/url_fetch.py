@@ -46,6 +46,8 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
+from webapp.errors import ApplicationError
+
 __all__ = [
     "FetchedFile",
     "UrlRejected",
@@ -110,7 +112,7 @@ _HOSTNAME = re.compile(
 _BAD_URL_CHARACTERS = re.compile(r"[\x00-\x20\x7f\\]")
 
 
-class UrlRejected(ValueError):
+class UrlRejected(ApplicationError):
     """The URL cannot be fetched; ``str(exc)`` is a plain sentence to show to the user."""
 
 

@@ -1,3 +1,5 @@
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -6,26 +8,23 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.decorators import admin_required
+from webapp.accounts.models import Role
+from webapp.cases.charts import malignant_trend
 from webapp.cases.forms import RerunForm, UploadForm
-from webapp.cases.imaging import ImageRejected
 from webapp.cases.selectors import (
     case_get_for_user,
-    case_state,
     case_visible_to,
+    lesion_get_for_user,
+    lesion_visible_to,
     patients_selectable_by,
     rerun_get,
     rerun_report,
 )
-from webapp.cases.services import (
-    CasePermissionDenied,
-    case_create_from_file,
-    case_create_from_url,
-    rerun_create,
-)
-from webapp.cases.url_fetch import UrlRejected
+from webapp.cases.serializers import LesionSerializer, case_state
+from webapp.cases.services import case_upload, rerun_create
+from webapp.errors import ApplicationError
 from webapp.modelops.selectors import model_version_get
 from webapp.modelops.services.common import ModelOpsError
-from webapp.storage import store
 from webapp.storage.responses import private_object_response
 
 
@@ -35,30 +34,56 @@ def upload(request):
     form = UploadForm(
         request.POST or None,
         request.FILES or None,
+        initial={"lesion": request.GET.get("lesion")},
         user=request.user,
         patients=patients_selectable_by(request.user),
+        lesions=_lesion_choices(request),
     )
-    if request.method == "POST" and form.is_valid():
-        common = {
-            "uploaded_by": request.user,
-            "patient": form.chosen_patient(),
-            "body_site": form.cleaned_data.get("body_site", ""),
-        }
-        try:
-            if form.cleaned_data.get("image"):
-                result = case_create_from_file(upload=form.cleaned_data["image"], **common)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                result = case_upload(uploaded_by=request.user, **form.cleaned_data)
+            except ApplicationError as exc:
+                field = exc.extra.get("field")
+                form.add_error(field if field in form.fields else None, str(exc))
+                status = exc.status
             else:
-                result = case_create_from_url(url=form.cleaned_data["image_url"], **common)
-        except (ImageRejected, UrlRejected, CasePermissionDenied) as exc:
-            form.add_error(None, str(exc))
-        except store.StorageUnavailable as exc:
-            return render(
-                request, "cases/upload.html", {"form": form, "error": str(exc)}, status=503
-            )
-        else:
-            return redirect("cases:results", public_id=result.case.public_id)
-    status = 400 if request.method == "POST" else 200
+                return redirect("cases:results", public_id=result.case.public_id)
     return render(request, "cases/upload.html", {"form": form}, status=status)
+
+
+def _lesion_choices(request):
+    """Patients choose among their own lesions. Clinicians and admins may see thousands, so they
+    are offered only the lesion they came from (its page links here with ?lesion=)."""
+    visible = lesion_visible_to(request.user)
+    if request.user.role == Role.PATIENT:
+        return visible
+    try:
+        chosen = uuid.UUID(request.POST.get("lesion") or request.GET.get("lesion") or "")
+    except ValueError:
+        return visible.none()
+    return visible.filter(public_id=chosen)
+
+
+@login_required
+@require_GET
+def lesions(request):
+    page = Paginator(lesion_visible_to(request.user), 25).get_page(request.GET.get("page"))
+    return render(request, "cases/lesions.html", {"page": page})
+
+
+@login_required
+@require_GET
+def lesion(request, public_id):
+    found = lesion_get_for_user(user=request.user, public_id=public_id)
+    timeline = LesionSerializer(found).data
+    return render(
+        request,
+        "cases/lesion.html",
+        {"lesion": found, "timeline": timeline, "trend": malignant_trend(timeline["visits"])},
+    )
 
 
 @login_required

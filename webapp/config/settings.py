@@ -162,7 +162,16 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [os.environ.get("CHANNELS_REDIS_URL", REDIS_URL)]},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": os.environ.get("CHANNELS_REDIS_URL", REDIS_URL),
+                    # A WebSocket waits for pushes with a blocking pop of 5 s; redis-py 8's default
+                    # read timeout is also 5 s, so an idle page's consumer crashed when the two met.
+                    "socket_timeout": 30,
+                }
+            ]
+        },
     }
 }
 

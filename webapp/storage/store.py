@@ -25,6 +25,8 @@ from typing import BinaryIO
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
+from webapp.errors import Unavailable
+
 logger = logging.getLogger(__name__)
 
 STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
@@ -33,7 +35,7 @@ _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 _EXISTS_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
-class StorageUnavailable(RuntimeError):
+class StorageUnavailable(Unavailable):
     """The object store could not be reached or refused the request; callers answer 503 or retry."""
 
 

@@ -6,6 +6,7 @@ import logging
 import re
 
 from webapp.accounts.models import User
+from webapp.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
@@ -13,10 +14,8 @@ logger = logging.getLogger(__name__)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 
-class ModelOpsError(Exception):
-    """An expected refusal; the message is for the person who asked."""
-
-    status = 400
+class ModelOpsError(ApplicationError):
+    """An expected refusal of a model operation; the message is for the person who asked."""
 
 
 class NotAllowed(ModelOpsError):
@@ -27,7 +26,7 @@ class PromotionRefused(ModelOpsError):
     status = 409
 
     def __init__(self, message: str, gate: dict) -> None:
-        super().__init__(message)
+        super().__init__(message, gate=gate)
         self.gate = gate
 
 

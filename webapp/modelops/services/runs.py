@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -15,6 +13,7 @@ from django.utils import timezone
 from ml.training_config import ConfigError, TrainConfig, preset_options
 from webapp.accounts.models import User
 from webapp.config.celery import TRAIN_TASK, app
+from webapp.live import push_states
 from webapp.modelops.models import (
     RUN_IN_PROGRESS,
     RUN_TERMINAL,
@@ -295,14 +294,7 @@ def training_run_publish(*, run_id: int) -> None:
         .filter(pk=run_id)
         .first()
     )
-    layer = get_channel_layer()
-    if run is None or layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(
-            training_run_group_name(run), {"type": "state.update", "state": training_run_state(run)}
-        )
-    except Exception:
-        logger.warning(
-            "live push for training run %s failed; the page will poll", run_id, exc_info=True
+    if run is not None:
+        push_states(
+            [(training_run_group_name(run), training_run_state(run))], what=f"training run {run_id}"
         )

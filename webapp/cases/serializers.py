@@ -1,0 +1,200 @@
+"""How cases and lesions are shown: the one representation that the pages, the JSON view, the REST API
+and the live push all send. Reads stay in selectors.py; labels, URLs and comparisons are made here."""
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ml.classes import CLASS_NAMES, MALIGNANT_CLASSES
+from webapp.cases.models import Case, CaseStatus, Lesion, Prediction
+from webapp.modelops.selectors import model_version_get_active
+
+
+def malignant_probability(probabilities: dict[str, float]) -> float:
+    """The probability that the lesion is one of the malignant classes (mel, bcc, akiec)."""
+    return sum(probabilities.get(code, 0.0) for code in MALIGNANT_CLASSES)
+
+
+class ProbabilitySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    probability = serializers.FloatField()
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    top_class_name = serializers.SerializerMethodField()
+    probabilities = serializers.SerializerMethodField()
+    malignant_probability = serializers.SerializerMethodField()
+    model_version = serializers.CharField(source="model_version.name")
+
+    class Meta:
+        model = Prediction
+        fields = [
+            "top_class",
+            "top_class_name",
+            "top_probability",
+            "probabilities",
+            "malignant_probability",
+            "model_version",
+            "engine",
+            "latency_ms",
+            "created_at",
+        ]
+
+    def get_top_class_name(self, prediction) -> str:
+        return CLASS_NAMES.get(prediction.top_class, prediction.top_class)
+
+    @extend_schema_field(ProbabilitySerializer(many=True))
+    def get_probabilities(self, prediction) -> list[dict]:
+        ordered = sorted(prediction.probabilities.items(), key=lambda item: -item[1])
+        return [
+            {"code": code, "name": CLASS_NAMES.get(code, code), "probability": p}
+            for code, p in ordered
+        ]
+
+    def get_malignant_probability(self, prediction) -> float:
+        return malignant_probability(prediction.probabilities)
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    """A case's job state and result. Lists pass ``context={"model_active": ...}`` to look the
+    active model up once instead of once per queued case."""
+
+    id = serializers.UUIDField(source="public_id")
+    status = serializers.ChoiceField(choices=CaseStatus.choices)
+    status_label = serializers.CharField(source="get_status_display")
+    reason = serializers.CharField(source="status_reason")
+    lesion = serializers.UUIDField(source="lesion.public_id")
+    image_url = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+    waiting_for_model = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "status",
+            "status_label",
+            "reason",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "lesion",
+            "image_url",
+            "source_url",
+            "prediction",
+            "waiting_for_model",
+        ]
+
+    def get_image_url(self, case) -> str:
+        return reverse("cases:image", kwargs={"public_id": case.public_id})
+
+    @extend_schema_field(PredictionSerializer(allow_null=True))
+    def get_prediction(self, case) -> dict | None:
+        prediction = getattr(case, "prediction", None)
+        return PredictionSerializer(prediction).data if prediction is not None else None
+
+    def get_waiting_for_model(self, case) -> bool:
+        if case.status != CaseStatus.QUEUED:
+            return False
+        if self.context.get("model_active") is None:
+            self.context["model_active"] = model_version_get_active() is not None
+        return not self.context["model_active"]
+
+
+def case_state(case: Case) -> dict:
+    """The state a page, the JSON view and the live push send for one case."""
+    return CaseSerializer(case, context={}).data
+
+
+class VisitSerializer(serializers.Serializer):
+    """One photo of a lesion in its timeline, and what changed since the visit before it."""
+
+    case = serializers.UUIDField()
+    created_at = serializers.DateTimeField()
+    status = serializers.CharField()
+    status_label = serializers.CharField()
+    image_url = serializers.CharField()
+    results_url = serializers.CharField()
+    top_class = serializers.CharField(allow_null=True)
+    top_class_name = serializers.CharField(allow_null=True)
+    top_probability = serializers.FloatField(allow_null=True)
+    malignant_probability = serializers.FloatField(allow_null=True)
+    previous_top_class = serializers.CharField(
+        allow_null=True, help_text="The top class at the last classified visit before this one"
+    )
+    top_class_changed = serializers.BooleanField()
+    malignant_change = serializers.FloatField(
+        allow_null=True, help_text="Malignant probability now minus at the last classified visit"
+    )
+
+
+def lesion_visits(cases: list[Case]) -> list[dict]:
+    """Each case of a lesion, oldest first, compared with the last classified visit before it."""
+    visits, previous = [], None
+    for case in sorted(cases, key=lambda c: (c.created_at, c.pk)):
+        prediction = getattr(case, "prediction", None)
+        visit = {
+            "case": case.public_id,
+            "created_at": case.created_at,
+            "status": case.status,
+            "status_label": case.get_status_display(),
+            "image_url": reverse("cases:image", kwargs={"public_id": case.public_id}),
+            "results_url": reverse("cases:results", kwargs={"public_id": case.public_id}),
+            "top_class": None,
+            "top_class_name": None,
+            "top_probability": None,
+            "malignant_probability": None,
+            "previous_top_class": previous.top_class if previous else None,
+            "top_class_changed": False,
+            "malignant_change": None,
+        }
+        if prediction is not None:
+            malignant = malignant_probability(prediction.probabilities)
+            visit.update(
+                top_class=prediction.top_class,
+                top_class_name=CLASS_NAMES.get(prediction.top_class, prediction.top_class),
+                top_probability=prediction.top_probability,
+                malignant_probability=malignant,
+            )
+            if previous is not None:
+                visit["top_class_changed"] = prediction.top_class != previous.top_class
+                visit["malignant_change"] = malignant - malignant_probability(
+                    previous.probabilities
+                )
+            previous = prediction
+        visits.append(visit)
+    return visits
+
+
+class LesionSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id")
+    patient = serializers.CharField(source="patient.username")
+    visits = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Lesion
+        fields = ["id", "patient", "body_site", "label", "created_at", "visits"]
+
+    @extend_schema_field(VisitSerializer(many=True))
+    def get_visits(self, lesion) -> list[dict]:
+        return VisitSerializer(lesion_visits(list(lesion.cases.all())), many=True).data
+
+
+class LesionSummarySerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id")
+    patient = serializers.CharField(source="patient.username")
+    visit_count = serializers.IntegerField()
+    last_visit_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        model = Lesion
+        fields = [
+            "id",
+            "patient",
+            "body_site",
+            "label",
+            "created_at",
+            "visit_count",
+            "last_visit_at",
+        ]
