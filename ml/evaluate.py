@@ -17,6 +17,7 @@ from ml.bundle import load_opened_bundle
 from ml.datasets import DatasetError, detect_and_load
 from ml.manifest import SPLIT_FILE, BundleError, open_bundle
 from ml.pipeline import make_dataset
+from ml.referral import ReferralRule, referral_metrics
 from ml.splits import split_from_json
 
 
@@ -65,6 +66,10 @@ def evaluate_bundle(
     if len(class_names) != probs.shape[1]:
         raise BundleError(f"bundle outputs {probs.shape[1]} classes, lists {len(class_names)}")
     metrics = classification_metrics(y_true, probs, class_names)
+    rule = ReferralRule.from_manifest(manifest.get("decision_thresholds"))
+    if rule is not None:
+        # The rule was chosen on validation; here is what it does on data it was not chosen on.
+        metrics["referral"] = referral_metrics(y_true, probs, class_names, rule)
     report = write_evaluation_report(
         out_dir,
         metrics=metrics,

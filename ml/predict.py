@@ -16,6 +16,7 @@ from ml.calibration import calibrate
 from ml.engines import Engine, open_engine
 from ml.manifest import BundleError, manifest_sha256, open_bundle
 from ml.preprocess import UnsupportedPreprocessing, check_preprocessing, model_input, resize_batch
+from ml.referral import Decision, ReferralRule, ReferralRuleError, decide
 
 # Keeps peak memory bounded when a caller hands over a large list at once.
 MAX_BATCH = 32
@@ -31,6 +32,8 @@ class Predictor:
         self.input_size = int(manifest["input_size"])
         self.class_names: list[str] = list(manifest["class_names"])
         self.temperature = float(manifest.get("calibration_temperature") or 1.0)
+        # None: the bundle records no validated rule, and every photo it classifies is referred.
+        self.referral_rule = ReferralRule.from_manifest(manifest.get("decision_thresholds"))
 
     @classmethod
     def from_bundle(cls, path: str | Path, *, threads: int | None = None) -> Predictor:
@@ -38,7 +41,8 @@ class Predictor:
         with open_bundle(path) as opened:
             try:
                 check_preprocessing(opened.manifest["preprocessing"], opened.manifest["input_size"])
-            except UnsupportedPreprocessing as exc:
+                ReferralRule.from_manifest(opened.manifest.get("decision_thresholds"))
+            except (UnsupportedPreprocessing, ReferralRuleError) as exc:
                 raise BundleError(f"bundle {path}: {exc}") from exc
             engine = open_engine(opened, threads=threads)
             return cls(engine, opened.manifest, Path(path), manifest_sha256(opened.path))
@@ -66,6 +70,10 @@ class Predictor:
     def predict_arrays(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Like ``predict_batch`` for uint8 HxWx3 images of any size."""
         return self.predict_batch(resize_batch(images, self.input_size))
+
+    def decide(self, probabilities: dict[str, float]) -> Decision:
+        """Refer or not, by this bundle's rule, for one photo's calibrated probabilities."""
+        return decide(probabilities, self.referral_rule)
 
     def model_input(self, blob: bytes) -> np.ndarray:
         """One encoded image as this model's input; raises ``ImageDecodeError`` on bad bytes."""

@@ -35,6 +35,7 @@ from ml.datasets import (
 )
 from ml.pipeline import make_dataset
 from ml.progress import TrainingObserver, observer_callback
+from ml.referral import ReferralRule, ReferralRuleError, choose_referral_rule, referral_metrics
 from ml.splits import grouped_stratified_split
 from ml.training_config import TrainConfig, check_label_smoothing
 
@@ -185,6 +186,23 @@ def float32_copy(model: Any, spec: Any, image_size: int) -> Any:
     copy = spec.build(NUM_CLASSES, image_size, weights=None)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def _referral_rule(y_val: np.ndarray, val_probs: np.ndarray, say) -> ReferralRule | None:
+    """The referral rule chosen on validation; None (every photo referred) when it has no melanoma."""
+    try:
+        rule = choose_referral_rule(y_val, val_probs, CLASSES)
+    except ReferralRuleError as exc:
+        say(f"no referral rule: {exc}; the portal will refer every photo this model classifies")
+        return None
+    found = rule.validation
+    say(
+        f"referral rule: refer when P(malignant) >= {rule.malignant_threshold:.3f} or the top class "
+        f"is below {rule.min_confidence:.0%}; on validation it refers "
+        f"{found['melanoma_sensitivity']:.1%} of {found['melanomas']} melanomas and "
+        f"{found['referral_rate']:.1%} of all photos"
+    )
+    return rule
 
 
 def _predict(model: Any, dataset: Any) -> np.ndarray:
@@ -350,9 +368,10 @@ def train(
     seconds = time.monotonic() - started
     observer.check_stop("after training, before evaluation")
 
-    say("evaluating: temperature on validation, metrics on the held-out split")
+    say("evaluating: temperature and referral rule on validation, metrics on the held-out split")
     val_probs = _predict(model, val_ds)
     temperature = fit_temperature(log_probabilities(val_probs), _labels(split.val))
+    referral = _referral_rule(_labels(split.val), calibrate(val_probs, temperature), say)
     evaluation_name = "test" if split.test else "val"
     evaluation = split.test or split.val
     eval_ds = make_dataset(evaluation, image_size, batch_size, training=False, cache=False)
@@ -360,6 +379,8 @@ def train(
     probs = calibrate(raw_probs, temperature)
     y_true = _labels(evaluation)
     metrics = classification_metrics(y_true, probs, CLASSES)
+    if referral is not None:
+        metrics["referral"] = referral_metrics(y_true, probs, CLASSES, referral)
     # Raw outputs of both held-out splits, so decision rules can be studied without retraining.
     report_dir = out_dir / REPORT_SUBDIR
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -399,6 +420,7 @@ def train(
         split=split.to_json(),
         metrics=metrics,
         calibration_temperature=temperature,
+        decision_thresholds=referral.to_manifest() if referral is not None else None,
         pretrained=WEIGHT_FILES.get(spec.name) if use_pretrained else None,
         parent=config.parent,
         dataset_sha256=fingerprint,

@@ -8,6 +8,7 @@ import numpy as np
 from django.conf import settings
 
 from ml.preprocess import ImageDecodeError
+from ml.referral import Decision
 from webapp.cases.models import Case, CaseStatus
 from webapp.cases.services import (
     ClassifierAnswer,
@@ -38,6 +39,7 @@ class Answer:
     probabilities: dict[str, float]
     latency_ms: int
     engine: str
+    decision: Decision
 
     @property
     def top_class(self) -> str:
@@ -67,7 +69,7 @@ def _model_input(predictor, data: bytes) -> np.ndarray:
 def _answer(predictor, probabilities, latency_ms: int) -> Answer:
     class_names = predictor.manifest["class_names"]
     by_class = {name: float(p) for name, p in zip(class_names, probabilities, strict=True)}
-    return Answer(by_class, latency_ms, predictor.engine_name)
+    return Answer(by_class, latency_ms, predictor.engine_name, predictor.decide(by_class))
 
 
 def _ms_since(started: float) -> int:
@@ -83,6 +85,9 @@ def _result_json(case: Case, version: ModelVersion, answer: Answer, **extra) -> 
         "top_class": answer.top_class,
         "latency_ms": answer.latency_ms,
         "engine": answer.engine,
+        "refer": answer.decision.refer,
+        "refer_reasons": list(answer.decision.reasons),
+        "malignant_probability": answer.decision.malignant_probability,
         **extra,
     }
 
@@ -193,6 +198,7 @@ def _classify_claimed(
             probabilities=answers[case_id].probabilities,
             latency_ms=answers[case_id].latency_ms,
             engine=answers[case_id].engine,
+            decision=answers[case_id].decision,
             result_key=key,
         )
         for case_id, key in keys.items()

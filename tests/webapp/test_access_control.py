@@ -10,7 +10,7 @@ from tests.factories import PASSWORD, AdminFactory
 
 pytestmark = pytest.mark.django_db
 
-CASE_ROUTES = ["cases:results", "cases:state", "cases:image"]
+CASE_ROUTES = ["cases:results", "cases:state"]  # the photo: see the API image test below
 
 
 @pytest.fixture
@@ -123,3 +123,26 @@ def test_client_cannot_set_owner_status_or_role_through_the_api(patient, other_p
     assert response.status_code == 201
     case = Case.objects.get()
     assert case.status == "queued" and case.uploaded_by == patient
+
+
+def test_a_token_client_can_follow_the_image_url_it_is_given(
+    case_of_patient, patient, clinician, other_patient, unassigned_clinician
+):
+    image_url = (
+        api_client(patient)
+        .get(reverse("api:case-detail", args=[case_of_patient.public_id]))
+        .json()["image_url"]
+    )
+    for user in (patient, clinician, AdminFactory()):
+        for accept in ("*/*", "image/*"):
+            response = api_client(user).get(image_url, HTTP_ACCEPT=accept)
+            assert response.status_code == 200, (user.role, accept)
+            assert response["Content-Type"] == "image/jpeg"
+            assert response.content[:3] == b"\xff\xd8\xff"
+    missing = reverse("api:case-image", args=[uuid.uuid4()])
+    for user in (other_patient, unassigned_clinician):
+        client = api_client(user)
+        theirs, nothing = client.get(image_url), client.get(missing)
+        assert theirs.status_code == nothing.status_code == 404
+        assert theirs.content == nothing.content
+    assert APIClient().get(image_url).status_code == 401

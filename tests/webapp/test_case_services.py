@@ -2,6 +2,7 @@
 
 import pytest
 
+from ml.referral import ReferralRule, decide
 from webapp.cases.models import Case, CaseStatus, Prediction
 from webapp.cases.services import (
     ClassifierAnswer,
@@ -28,7 +29,11 @@ def version(db):
 
 def answer(case, latency_ms=12, probabilities=PROBS) -> ClassifierAnswer:
     return ClassifierAnswer(
-        case_id=case.pk, probabilities=probabilities, latency_ms=latency_ms, result_key="r"
+        case_id=case.pk,
+        probabilities=probabilities,
+        latency_ms=latency_ms,
+        result_key="r",
+        decision=decide(probabilities, ReferralRule(malignant_threshold=0.5)),
     )
 
 
@@ -63,6 +68,13 @@ def test_a_batch_records_each_case_with_its_own_outcome(make_case, patient, vers
     )
 
     assert outcomes[fresh.pk].top_class == "mel" and outcomes[fresh.pk].latency_ms == 7
+    # Each case keeps its own referral decision: mel+bcc+akiec = 0.73 refers, 0.33 does not.
+    assert (outcomes[fresh.pk].decision, outcomes[fresh.pk].decision_reasons) == (
+        "refer",
+        ["malignant"],
+    )
+    assert outcomes[fresh.pk].malignant_probability == pytest.approx(0.73)
+    assert outcomes[duplicate.pk].decision == "routine"
     assert outcomes[duplicate.pk].pk == earlier[duplicate.pk].pk
     assert isinstance(outcomes[failed.pk], InvalidTransition)
     assert isinstance(outcomes[deleted_id], Case.DoesNotExist)

@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from ml.classes import CLASSES
+from ml.referral import ReferralRule, decide
 from tests.factories import UserFactory
 from tests.processes import ROOT, service_env, start_worker, stop, wait_until
 from webapp.cases.models import Case, CaseStatus, Prediction
@@ -40,6 +41,8 @@ def test_worker_classifies_uploaded_photos_once_each(
     try:
         wait_until(lambda: _finished(len(photos)), 240, "all cases classified", log)
 
+        rule = ReferralRule.from_manifest(active_tiny_model.manifest["decision_thresholds"])
+        assert rule is not None  # train() chose one on the tiny validation split
         for case in Case.objects.select_related("prediction__model_version"):
             prediction = case.prediction
             assert set(prediction.probabilities) == set(CLASSES)
@@ -53,6 +56,11 @@ def test_worker_classifies_uploaded_photos_once_each(
             )
             assert stored["case"] == str(case.public_id)
             assert stored["probabilities"] == pytest.approx(prediction.probabilities)
+            # The decision follows the version's own recorded rule, photo by photo.
+            expected = decide(prediction.probabilities, rule)
+            assert prediction.decision == ("refer" if expected.refer else "routine")
+            assert prediction.decision_reasons == list(expected.reasons)
+            assert stored["refer"] is expected.refer
 
         # A redelivered job for a finished case does nothing.
         done = Case.objects.first()

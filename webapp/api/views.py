@@ -1,9 +1,14 @@
-from drf_spectacular.utils import extend_schema
+import json
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
 
 from webapp.api.serializers import CaseUploadSerializer
 from webapp.cases.selectors import (
@@ -15,6 +20,7 @@ from webapp.cases.selectors import (
 )
 from webapp.cases.serializers import CaseSerializer, LesionSerializer, LesionSummarySerializer
 from webapp.cases.services import case_upload
+from webapp.storage.responses import private_object_response
 
 
 class CaseListCreateView(GenericAPIView):
@@ -70,12 +76,45 @@ class CaseDetailView(GenericAPIView):
         return Response(CaseSerializer(case, context={}).data)
 
 
+class ImageRenderer(BaseRenderer):
+    """Lets a client that asks for `image/*` reach the photo view; errors still go out as JSON."""
+
+    media_type = "image/*"
+    format = "image"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes) else json.dumps(data).encode()
+
+
+class CaseImageView(APIView):
+    """The stored photo, for the same users and tokens that may read the case."""
+
+    renderer_classes = [JSONRenderer, ImageRenderer]
+
+    @extend_schema(
+        responses={
+            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="the photo"),
+            (200, "image/png"): OpenApiTypes.BINARY,
+            (200, "image/webp"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="no such case, or not yours to see"),
+        }
+    )
+    def get(self, request, public_id):
+        case = case_get_for_user(user=request.user, public_id=public_id)
+        return private_object_response(
+            case.image_key, what="The photo", content_type=case.image_content_type, max_age=300
+        )
+
+
 class LesionListView(GenericAPIView):
     serializer_class = LesionSummarySerializer
 
     def get_queryset(self):
         return lesion_visible_to(self.request.user)
 
+    @extend_schema(responses=LesionSummarySerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(LesionSummarySerializer(page, many=True).data)
@@ -84,6 +123,7 @@ class LesionListView(GenericAPIView):
 class LesionDetailView(GenericAPIView):
     serializer_class = LesionSerializer
 
+    @extend_schema(responses=LesionSerializer)
     def get(self, request, public_id):
         lesion = lesion_get_for_user(user=request.user, public_id=public_id)
         return Response(LesionSerializer(lesion).data)

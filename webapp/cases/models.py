@@ -87,6 +87,11 @@ class Case(models.Model):
         return self.lesion.patient
 
 
+class Decision(models.TextChoices):
+    REFER = "refer", "Refer to a clinician"
+    ROUTINE = "routine", "No referral needed"
+
+
 class Prediction(models.Model):
     """The classifier's answer for one case. At most one per case: a redelivered job cannot add a second."""
 
@@ -100,6 +105,11 @@ class Prediction(models.Model):
     latency_ms = models.PositiveIntegerField()
     # What computed it: "onnxruntime-cpu", "onnxruntime-cuda" or "keras-compiled" (the fallback).
     engine = models.CharField(max_length=32, blank=True)
+    # The referral decision from the model version's rule (ml.referral); blank on predictions
+    # made before decisions were recorded.
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True)
+    decision_reasons = models.JSONField(default=list, blank=True)
+    malignant_probability = models.FloatField(null=True, blank=True)
     result_key = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -6,7 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ml.classes import CLASS_NAMES, MALIGNANT_CLASSES
-from webapp.cases.models import Case, CaseStatus, Lesion, Prediction
+from ml.referral import LOW_CONFIDENCE, MALIGNANT
+from webapp.cases.models import Case, CaseStatus, Decision, Lesion, Prediction
 from webapp.modelops.selectors import model_version_get_active
 
 
@@ -21,8 +22,35 @@ class ProbabilitySerializer(serializers.Serializer):
     probability = serializers.FloatField()
 
 
+def referral_advice(prediction: Prediction) -> str:
+    """The decision in plain language, for the patient, before any class name or number."""
+    if prediction.decision == Decision.ROUTINE:
+        return (
+            "The model found nothing that calls for a referral. This is not a diagnosis: "
+            "see a clinician if the spot changes, bleeds, itches or worries you."
+        )
+    reasons = set(prediction.decision_reasons or [])
+    if prediction.decision != Decision.REFER:
+        return "This result was made before referral decisions were recorded; ask a clinician."
+    if MALIGNANT in reasons:
+        chance = round(100 * (prediction.malignant_probability or 0))
+        return (
+            "Please have this spot checked by a clinician soon. The model gives it a "
+            f"{chance}% chance of being one of the skin cancers it knows (melanoma, basal cell "
+            "carcinoma, actinic keratosis); it errs on the side of caution."
+        )
+    if LOW_CONFIDENCE in reasons:
+        return "Please have this spot checked by a clinician: the model is not sure what it is."
+    return (
+        "Please have this spot checked by a clinician: this model has no validated rule for "
+        "deciding when a referral is not needed."
+    )
+
+
 class PredictionSerializer(serializers.ModelSerializer):
     top_class_name = serializers.SerializerMethodField()
+    decision_label = serializers.CharField(source="get_decision_display")
+    advice = serializers.SerializerMethodField()
     probabilities = serializers.SerializerMethodField()
     malignant_probability = serializers.SerializerMethodField()
     model_version = serializers.CharField(source="model_version.name")
@@ -35,6 +63,10 @@ class PredictionSerializer(serializers.ModelSerializer):
             "top_probability",
             "probabilities",
             "malignant_probability",
+            "decision",
+            "decision_label",
+            "decision_reasons",
+            "advice",
             "model_version",
             "engine",
             "latency_ms",
@@ -54,6 +86,9 @@ class PredictionSerializer(serializers.ModelSerializer):
 
     def get_malignant_probability(self, prediction) -> float:
         return malignant_probability(prediction.probabilities)
+
+    def get_advice(self, prediction) -> str:
+        return referral_advice(prediction)
 
 
 class CaseSerializer(serializers.ModelSerializer):
@@ -87,7 +122,8 @@ class CaseSerializer(serializers.ModelSerializer):
         ]
 
     def get_image_url(self, case) -> str:
-        return reverse("cases:image", kwargs={"public_id": case.public_id})
+        # The API's photo route: it takes a token as well as the session, so API clients can follow it.
+        return reverse("api:case-image", kwargs={"public_id": case.public_id})
 
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, case) -> dict | None:
@@ -139,7 +175,7 @@ def lesion_visits(cases: list[Case]) -> list[dict]:
             "created_at": case.created_at,
             "status": case.status,
             "status_label": case.get_status_display(),
-            "image_url": reverse("cases:image", kwargs={"public_id": case.public_id}),
+            "image_url": reverse("api:case-image", kwargs={"public_id": case.public_id}),
             "results_url": reverse("cases:results", kwargs={"public_id": case.public_id}),
             "top_class": None,
             "top_class_name": None,

@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ml.classes import CLASSES
+from ml.referral import Decision as ReferralDecision
 from webapp.accounts.models import Role, User
 from webapp.cases.imaging import (
     ImageRejected,
@@ -22,6 +23,7 @@ from webapp.cases.models import (
     TERMINAL_STATUSES,
     Case,
     CaseStatus,
+    Decision,
     Lesion,
     Prediction,
     Rerun,
@@ -281,6 +283,7 @@ class ClassifierAnswer:
     probabilities: dict[str, float]
     latency_ms: int
     result_key: str
+    decision: ReferralDecision
     engine: str = ""
 
 
@@ -334,6 +337,9 @@ def _prediction(case_id: int, model_version, answer: ClassifierAnswer) -> Predic
         latency_ms=answer.latency_ms,
         engine=answer.engine,
         result_key=answer.result_key,
+        decision=Decision.REFER if answer.decision.refer else Decision.ROUTINE,
+        decision_reasons=list(answer.decision.reasons),
+        malignant_probability=answer.decision.malignant_probability,
     )
 
 

@@ -11,7 +11,6 @@ urlpatterns = [
     path("lesions/<uuid:public_id>/", views.lesion, name="lesion"),
     path("<uuid:public_id>/", views.results, name="results"),
     path("<uuid:public_id>/state/", views.state, name="state"),
-    path("<uuid:public_id>/image/", views.image, name="image"),
     path("reruns/new/<str:name>/", views.rerun_new, name="rerun-new"),
     path("reruns/<uuid:public_id>/", views.rerun_page, name="rerun"),
 ]

@@ -25,7 +25,6 @@ from webapp.cases.services import case_upload, rerun_create
 from webapp.errors import ApplicationError
 from webapp.modelops.selectors import model_version_get
 from webapp.modelops.services.common import ModelOpsError
-from webapp.storage.responses import private_object_response
 
 
 @login_required
@@ -100,16 +99,6 @@ def state(request, public_id):
     response = JsonResponse(case_state(case))
     response["Cache-Control"] = "no-store"
     return response
-
-
-@login_required
-@require_GET
-def image(request, public_id):
-    """Stream the stored copy to an authorised user; never a public bucket URL."""
-    case = case_get_for_user(user=request.user, public_id=public_id)
-    return private_object_response(
-        case.image_key, what="The photo", content_type=case.image_content_type, max_age=300
-    )
 
 
 @login_required

@@ -8,6 +8,7 @@ from django.http import Http404
 from django.urls import reverse
 
 from ml.classes import CLASS_NAMES, CLASSES
+from ml.referral import ReferralRule, ReferralRuleError
 from webapp.modelops.models import (
     Dataset,
     EvaluationSet,
@@ -318,6 +319,20 @@ ARCHITECTURE_LABELS = {
 WEAK_RECALL = 0.5
 
 
+def _referral_card(manifest: dict, metrics: dict | None) -> dict:
+    """The version's referral rule and what it did on validation and on held-out photos."""
+    try:
+        rule = ReferralRule.from_manifest(manifest.get("decision_thresholds"))
+    except ReferralRuleError as exc:
+        return {"rule": None, "problem": str(exc)}
+    return {
+        "rule": rule,
+        "validation": rule.validation if rule else None,
+        "held_out": (metrics or {}).get("referral"),
+        "problem": None,
+    }
+
+
 def model_card(version: ModelVersion) -> dict:
     """The model's card in plain language, built from its bundle manifest and its evaluation."""
     manifest = version.manifest
@@ -358,6 +373,7 @@ def model_card(version: ModelVersion) -> dict:
         "per_class": per_class,
         "weak_classes": weak,
         "temperature": manifest.get("calibration_temperature"),
+        "referral": _referral_card(manifest, metrics),
         "parent": version.parent,
         "training_run": version.training_run,
         "events": ModelEvent.objects.filter(version=version).select_related("actor", "previous")[

@@ -21,6 +21,11 @@
       box.hidden = true;
       return;
     }
+    // The decision comes first, in plain language; the class and numbers are for the clinician.
+    const advice = document.getElementById("advice");
+    advice.textContent = p.advice;
+    advice.className = "banner " + (p.decision === "routine" ? "ok" : "warning");
+    advice.dataset.decision = p.decision || "unknown";
     text("top-class", "Most likely: " + p.top_class_name + " (" + p.top_class + ") — " +
       (p.top_probability * 100).toFixed(1) + "%");
     const body = document.getElementById("probabilities");
