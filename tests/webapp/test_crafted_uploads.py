@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
+from tests.images import jpeg_bytes
 from tests.webapp import imaging_samples
 from tests.webapp.test_access_control import api_client
 from webapp.cases.models import Case
@@ -70,7 +71,7 @@ def test_hostile_file_names_never_reach_the_storage_key(
     with django_capture_on_commit_callbacks(execute=True):
         response = login(patient).post(
             reverse("cases:upload"),
-            {"image": SimpleUploadedFile(name, imaging_samples.jpeg(), content_type="text/html")},
+            {"image": SimpleUploadedFile(name, jpeg_bytes(), content_type="text/html")},
         )
     assert response.status_code == 302
     case = Case.objects.get()

@@ -11,6 +11,7 @@ urlpatterns = [
     path("cases/", views.CaseListCreateView.as_view(), name="case-list"),
     path("cases/<uuid:public_id>/", views.CaseDetailView.as_view(), name="case-detail"),
     path("cases/<uuid:public_id>/image/", views.CaseImageView.as_view(), name="case-image"),
+    path("cases/<uuid:public_id>/reviews/", views.CaseReviewsView.as_view(), name="case-reviews"),
     path("lesions/", views.LesionListView.as_view(), name="lesion-list"),
     path("lesions/<uuid:public_id>/", views.LesionDetailView.as_view(), name="lesion-detail"),
     path("training-runs/", modelops.TrainingRunListCreateView.as_view(), name="run-list"),

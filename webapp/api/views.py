@@ -13,13 +13,19 @@ from rest_framework.views import APIView
 from webapp.api.serializers import CaseUploadSerializer
 from webapp.cases.selectors import (
     case_get_for_user,
+    case_reviews,
     case_visible_to,
     lesion_get_for_user,
     lesion_visible_to,
     patients_selectable_by,
 )
-from webapp.cases.serializers import CaseSerializer, LesionSerializer, LesionSummarySerializer
-from webapp.cases.services import case_upload
+from webapp.cases.serializers import (
+    CaseSerializer,
+    LesionSerializer,
+    LesionSummarySerializer,
+    ReviewSerializer,
+)
+from webapp.cases.services import case_upload, review_create
 from webapp.storage.responses import private_object_response
 
 
@@ -106,6 +112,26 @@ class CaseImageView(APIView):
         return private_object_response(
             case.image_key, what="The photo", content_type=case.image_content_type, max_age=300
         )
+
+
+class CaseReviewsView(GenericAPIView):
+    """A case's clinician reviews (everyone who may see the case); clinicians and admins add one."""
+
+    serializer_class = ReviewSerializer
+    pagination_class = None
+
+    @extend_schema(responses=ReviewSerializer(many=True))
+    def get(self, request, public_id):
+        case = case_get_for_user(user=request.user, public_id=public_id)
+        return Response(ReviewSerializer(case_reviews(case), many=True).data)
+
+    @extend_schema(request=ReviewSerializer, responses={201: ReviewSerializer})
+    def post(self, request, public_id):
+        case = case_get_for_user(user=request.user, public_id=public_id)
+        serializer = ReviewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        review = review_create(case=case, reviewer=request.user, **serializer.validated_data)
+        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
 
 
 class LesionListView(GenericAPIView):

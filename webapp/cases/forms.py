@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 
+from ml.classes import CLASS_NAMES, CLASSES
 from webapp.accounts.models import Role
 
 
@@ -77,3 +78,16 @@ class RerunForm(forms.Form):
         return [
             line.strip() for line in self.cleaned_data.get("case_ids", "").split() if line.strip()
         ]
+
+
+class ReviewForm(forms.Form):
+    diagnosis = forms.ChoiceField(
+        choices=[(code, f"{CLASS_NAMES[code]} ({code})") for code in CLASSES],
+        label="Your diagnosis",
+    )
+    notes = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Note (why, or what you will do)",
+    )

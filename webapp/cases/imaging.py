@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ml.preprocess import to_rgb
+from webapp.cases.quality import QualityProblem, photo_quality_problems
 from webapp.errors import ApplicationError
 
 __all__ = [
@@ -109,6 +110,8 @@ class NormalizedImage:
     original_width: int
     original_height: int
     sha256: str
+    # What would make the photo unfit to classify (webapp.cases.quality); the caller decides.
+    quality_problems: tuple[QualityProblem, ...] = ()
 
 
 def format_megabytes(n_bytes: int) -> str:
@@ -254,6 +257,7 @@ def normalize_image(
         original_width=original_size[0],
         original_height=original_size[1],
         sha256=hashlib.sha256(content).hexdigest(),
+        quality_problems=tuple(photo_quality_problems(rgb)),
     )
 
 

@@ -68,6 +68,13 @@ def patients_selectable_by(user: User) -> QuerySet[User]:
     return User.objects.filter(pk=user.pk)
 
 
+def case_reviews(case: Case) -> QuerySet[Review]:
+    """A case's reviews, newest first (the newest is its label for retraining)."""
+    return case.reviews.select_related("reviewer", "case__prediction").order_by(
+        "-created_at", "-id"
+    )
+
+
 def case_group_name(case: Case) -> str:
     return f"case-{case.public_id}"
 

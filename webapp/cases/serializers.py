@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from ml.classes import CLASS_NAMES, MALIGNANT_CLASSES
 from ml.referral import LOW_CONFIDENCE, MALIGNANT
-from webapp.cases.models import Case, CaseStatus, Decision, Lesion, Prediction
+from webapp.cases.models import Case, CaseStatus, Decision, Lesion, Prediction, Review
 from webapp.modelops.selectors import model_version_get_active
 
 
@@ -141,6 +141,33 @@ class CaseSerializer(serializers.ModelSerializer):
 def case_state(case: Case) -> dict:
     """The state a page, the JSON view and the live push send for one case."""
     return CaseSerializer(case, context={}).data
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    """A clinician's diagnosis of a case; reviews are kept, newest first, never edited."""
+
+    reviewer = serializers.CharField(source="reviewer.username", read_only=True)
+    diagnosis_name = serializers.SerializerMethodField()
+    agrees_with_model = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Review
+        fields = [
+            "diagnosis",
+            "diagnosis_name",
+            "notes",
+            "reviewer",
+            "created_at",
+            "agrees_with_model",
+        ]
+        read_only_fields = ["created_at"]
+
+    def get_diagnosis_name(self, review) -> str:
+        return CLASS_NAMES.get(review.diagnosis, review.diagnosis)
+
+    def get_agrees_with_model(self, review) -> bool | None:
+        prediction = getattr(review.case, "prediction", None)
+        return None if prediction is None else prediction.top_class == review.diagnosis
 
 
 class VisitSerializer(serializers.Serializer):

@@ -369,15 +369,25 @@ def cases_publish(*, case_ids: list[int]) -> None:
 def _normalize(data: bytes) -> NormalizedImage:
     try:
         with timed(ACCEPT_SECONDS, "normalize"):
-            return normalize_image(
+            image = normalize_image(
                 data,
                 max_bytes=settings.UPLOAD_MAX_BYTES,
                 max_pixels=settings.UPLOAD_MAX_PIXELS,
                 max_side=settings.UPLOAD_MAX_SIDE,
             )
+        if image.quality_problems and settings.UPLOAD_QUALITY_GATE:
+            # A retake is better than a guess: nothing is stored for a photo that cannot be judged.
+            raise ImageRejected(
+                " ".join(problem.message for problem in image.quality_problems),
+                quality=[problem.code for problem in image.quality_problems],
+            )
     except ImageRejected:
         UPLOADS.labels("rejected").inc()
         raise
+    return image
+
+
+REVIEW_NOTES_MAX = 4000
 
 
 def review_create(*, case: Case, reviewer: User, diagnosis: str, notes: str = "") -> Review:
@@ -387,10 +397,17 @@ def review_create(*, case: Case, reviewer: User, diagnosis: str, notes: str = ""
     if not case_visible_to(reviewer).filter(pk=case.pk).exists():
         raise CasePermissionDenied("You may review only the cases of patients assigned to you.")
     if diagnosis not in CLASSES:
-        raise ValueError(f"Unknown diagnosis {diagnosis!r}; choose one of {', '.join(CLASSES)}.")
+        raise ApplicationError(
+            f"Unknown diagnosis {diagnosis!r}; choose one of {', '.join(CLASSES)}.",
+            field="diagnosis",
+        )
     if case.status == CaseStatus.REJECTED:
-        raise ValueError("This photo was rejected as unreadable; it cannot carry a diagnosis.")
-    return Review.objects.create(case=case, reviewer=reviewer, diagnosis=diagnosis, notes=notes)
+        raise ApplicationError(
+            "This photo was rejected as unreadable; it cannot carry a diagnosis."
+        )
+    return Review.objects.create(
+        case=case, reviewer=reviewer, diagnosis=diagnosis, notes=notes[:REVIEW_NOTES_MAX]
+    )
 
 
 # A re-run is for judging a version on chosen cases, not for re-labelling the archive in one go.

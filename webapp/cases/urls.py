@@ -11,6 +11,7 @@ urlpatterns = [
     path("lesions/<uuid:public_id>/", views.lesion, name="lesion"),
     path("<uuid:public_id>/", views.results, name="results"),
     path("<uuid:public_id>/state/", views.state, name="state"),
+    path("<uuid:public_id>/review/", views.review, name="review"),
     path("reruns/new/<str:name>/", views.rerun_new, name="rerun-new"),
     path("reruns/<uuid:public_id>/", views.rerun_page, name="rerun"),
 ]

@@ -10,9 +10,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp.accounts.decorators import admin_required
 from webapp.accounts.models import Role
 from webapp.cases.charts import malignant_trend
-from webapp.cases.forms import RerunForm, UploadForm
+from webapp.cases.forms import RerunForm, ReviewForm, UploadForm
 from webapp.cases.selectors import (
     case_get_for_user,
+    case_reviews,
     case_visible_to,
     lesion_get_for_user,
     lesion_visible_to,
@@ -21,7 +22,7 @@ from webapp.cases.selectors import (
     rerun_report,
 )
 from webapp.cases.serializers import LesionSerializer, case_state
-from webapp.cases.services import case_upload, rerun_create
+from webapp.cases.services import case_upload, rerun_create, review_create
 from webapp.errors import ApplicationError
 from webapp.modelops.selectors import model_version_get
 from webapp.modelops.services.common import ModelOpsError
@@ -89,7 +90,35 @@ def lesion(request, public_id):
 @require_GET
 def results(request, public_id):
     case = case_get_for_user(user=request.user, public_id=public_id)
-    return render(request, "cases/results.html", {"case": case, "state": case_state(case)})
+    may_review = request.user.is_clinician or request.user.is_admin_role
+    return render(
+        request,
+        "cases/results.html",
+        {
+            "case": case,
+            "state": case_state(case),
+            "reviews": list(case_reviews(case)),
+            "review_form": ReviewForm() if may_review else None,
+        },
+    )
+
+
+@login_required
+@require_POST
+def review(request, public_id):
+    """A clinician confirms or corrects the diagnosis; the review is added, never replaces one."""
+    case = case_get_for_user(user=request.user, public_id=public_id)
+    form = ReviewForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(" ".join(e) for e in form.errors.values()))
+    else:
+        try:
+            review_create(case=case, reviewer=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Your review was recorded.")
+    return redirect("cases:results", public_id=case.public_id)
 
 
 @login_required

@@ -226,6 +226,9 @@ STORAGES = {
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000)
 UPLOAD_MAX_SIDE = env_int("UPLOAD_MAX_SIDE", 2048)
+# Refuse photos too small, dark, washed out, blurred or unlike skin, asking for a retake
+# (webapp/cases/quality.py). A deployment that screens photos itself may turn it off.
+UPLOAD_QUALITY_GATE = env_bool("UPLOAD_QUALITY_GATE", True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 URL_FETCH_TIMEOUT = float(os.environ.get("URL_FETCH_TIMEOUT", "10"))
