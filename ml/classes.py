@@ -14,5 +14,8 @@ CLASS_NAMES: dict[str, str] = {
 
 NUM_CLASSES = len(CLASSES)
 
+# (code, name) pairs, e.g. for a form's or a database field's choices.
+CLASS_CHOICES: list[tuple[str, str]] = [(code, CLASS_NAMES[code]) for code in CLASSES]
+
 # The malignant (or pre-malignant) classes: a lesion likely to be one of them is referred.
 MALIGNANT_CLASSES: tuple[str, ...] = ("akiec", "bcc", "mel")

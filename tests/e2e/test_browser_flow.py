@@ -66,6 +66,9 @@ def test_sign_up_upload_and_see_result_live(stack, sample_photos, browser, tmp_p
     assert rows.count() == 7
     assert "tiny-test" in page.locator("#model-version").inner_text()
     assert page.locator("#top-class").inner_text().startswith("Most likely:")
+    # The referral decision comes first, in plain words.
+    assert page.locator("#advice").get_attribute("data-decision") in {"refer", "routine"}
+    assert "clinician" in page.locator("#advice").inner_text()
     page.screenshot(
         path=os.environ.get("E2E_SCREENSHOT", str(tmp_path / "result.png")), full_page=True
     )

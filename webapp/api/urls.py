@@ -2,7 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authtoken.views import obtain_auth_token
 
-from webapp.api import modelops, views
+from webapp.api import guidance, modelops, views
 
 app_name = "api"
 
@@ -12,7 +12,12 @@ urlpatterns = [
     path("cases/<uuid:public_id>/", views.CaseDetailView.as_view(), name="case-detail"),
     path("cases/<uuid:public_id>/image/", views.CaseImageView.as_view(), name="case-image"),
     path("cases/<uuid:public_id>/reviews/", views.CaseReviewsView.as_view(), name="case-reviews"),
+    path("review-queue/", views.ReviewQueueView.as_view(), name="review-queue"),
     path("lesions/", views.LesionListView.as_view(), name="lesion-list"),
+    path("guidance/", guidance.GuidanceListView.as_view(), name="guidance-list"),
+    path(
+        "guidance/<int:pk>/review/", guidance.GuidanceReviewView.as_view(), name="guidance-review"
+    ),
     path("lesions/<uuid:public_id>/", views.LesionDetailView.as_view(), name="lesion-detail"),
     path("training-runs/", modelops.TrainingRunListCreateView.as_view(), name="run-list"),
     path(

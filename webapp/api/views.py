@@ -1,8 +1,9 @@
 import json
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -10,7 +11,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from ml.classes import CLASSES
+from webapp.api.permissions import IsClinicianOrAdmin
 from webapp.api.serializers import CaseUploadSerializer
+from webapp.cases.forms import ReviewQueueFilter
 from webapp.cases.selectors import (
     case_get_for_user,
     case_reviews,
@@ -18,6 +22,8 @@ from webapp.cases.selectors import (
     lesion_get_for_user,
     lesion_visible_to,
     patients_selectable_by,
+    review_queue,
+    review_queue_counts,
 )
 from webapp.cases.serializers import (
     CaseSerializer,
@@ -132,6 +138,34 @@ class CaseReviewsView(GenericAPIView):
         serializer.is_valid(raise_exception=True)
         review = review_create(case=case, reviewer=request.user, **serializer.validated_data)
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+class ReviewQueueView(GenericAPIView):
+    """The clinician's review queue: the same filters and order as the page, with its counts."""
+
+    serializer_class = CaseSerializer
+    permission_classes = [IsClinicianOrAdmin]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("reviewed", str, enum=["yes", "no"]),
+            OpenApiParameter("refer", str, enum=["yes", "no"]),
+            OpenApiParameter("top_class", str, enum=list(CLASSES)),
+            OpenApiParameter("since", OpenApiTypes.DATE),
+            OpenApiParameter("until", OpenApiTypes.DATE),
+            OpenApiParameter("patient", str, description="part of the patient's username"),
+        ],
+        responses=CaseSerializer(many=True),
+    )
+    def get(self, request):
+        form = ReviewQueueFilter(request.query_params)
+        if not form.is_valid():
+            raise ValidationError(form.errors)
+        cases = review_queue(request.user, **form.filters())
+        page = self.paginate_queryset(cases)
+        response = self.get_paginated_response(CaseSerializer(page, many=True, context={}).data)
+        response.data["counts"] = review_queue_counts(cases)
+        return response
 
 
 class LesionListView(GenericAPIView):

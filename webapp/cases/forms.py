@@ -91,3 +91,40 @@ class ReviewForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         label="Note (why, or what you will do)",
     )
+
+
+YES_NO = [("", "any"), ("yes", "yes"), ("no", "no")]
+
+
+class ReviewQueueFilter(forms.Form):
+    """The review queue's filters, read from the query string by the page and the API alike."""
+
+    reviewed = forms.ChoiceField(choices=YES_NO, required=False, label="Reviewed")
+    refer = forms.ChoiceField(choices=YES_NO, required=False, label="Referred")
+    top_class = forms.ChoiceField(
+        choices=[("", "any"), *((code, code) for code in CLASSES)],
+        required=False,
+        label="Predicted class",
+    )
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
+    patient = forms.CharField(required=False, max_length=150, label="Patient")
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError("'From' is after 'To'.")
+        return cleaned
+
+    def filters(self) -> dict:
+        data = self.cleaned_data
+        as_bool = {"": None, "yes": True, "no": False}
+        return {
+            "reviewed": as_bool[data.get("reviewed") or ""],
+            "refer": as_bool[data.get("refer") or ""],
+            "top_class": data.get("top_class") or "",
+            "since": data.get("since"),
+            "until": data.get("until"),
+            "patient": (data.get("patient") or "").strip(),
+        }

@@ -3,7 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from ml.classes import CLASS_NAMES, CLASSES
+from ml.classes import CLASS_CHOICES
 from webapp.records import WriteOnceModel
 
 
@@ -125,9 +125,7 @@ class Review(WriteOnceModel):
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
     )
-    diagnosis = models.CharField(
-        max_length=16, choices=[(code, CLASS_NAMES[code]) for code in CLASSES]
-    )
+    diagnosis = models.CharField(max_length=16, choices=CLASS_CHOICES)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

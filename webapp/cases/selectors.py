@@ -1,7 +1,8 @@
 """Reads for cases and lesions. Every query that returns patient data goes through
 `case_visible_to` or `lesion_visible_to`."""
 
-from django.db.models import Count, Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Case as Conditional
+from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, When
 from django.http import Http404
 
 from webapp.accounts.models import Role, User
@@ -47,6 +48,48 @@ def lesion_get_for_user(*, user: User, public_id) -> Lesion:
     if lesion is None:
         raise Http404("No such lesion.")
     return lesion
+
+
+def review_queue(
+    user: User,
+    *,
+    reviewed: bool | None = None,
+    refer: bool | None = None,
+    top_class: str = "",
+    since=None,
+    until=None,
+    patient: str = "",
+) -> QuerySet[Case]:
+    """The cases a clinician reviews: their assigned patients' (all, for admins), unreviewed first,
+    then referred first, then newest; each filter narrows it when given."""
+    cases = case_visible_to(user).annotate(review_count=Count("reviews"))
+    if reviewed is not None:
+        cases = cases.filter(review_count__gt=0) if reviewed else cases.filter(review_count=0)
+    if refer is not None:
+        cases = cases.filter(prediction__decision="refer" if refer else "routine")
+    if top_class:
+        cases = cases.filter(prediction__top_class=top_class)
+    if since:
+        cases = cases.filter(created_at__date__gte=since)
+    if until:
+        cases = cases.filter(created_at__date__lte=until)
+    if patient:
+        cases = cases.filter(lesion__patient__username__icontains=patient)
+    return cases.order_by(
+        Conditional(When(review_count=0, then=0), default=1),
+        Conditional(When(prediction__decision="refer", then=0), default=1),
+        "-created_at",
+        "-id",
+    )
+
+
+def review_queue_counts(cases: QuerySet[Case]) -> dict[str, int]:
+    """How many cases the (filtered) queue holds, how many wait for a review, how many of those are referred."""
+    return cases.aggregate(
+        total=Count("pk"),
+        unreviewed=Count("pk", filter=Q(review_count=0)),
+        unreviewed_referred=Count("pk", filter=Q(review_count=0, prediction__decision="refer")),
+    )
 
 
 def case_get_for_user(*, user: User, public_id) -> Case:

@@ -8,6 +8,8 @@ from rest_framework import serializers
 from ml.classes import CLASS_NAMES, MALIGNANT_CLASSES
 from ml.referral import LOW_CONFIDENCE, MALIGNANT
 from webapp.cases.models import Case, CaseStatus, Decision, Lesion, Prediction, Review
+from webapp.guidance.selectors import guidance_current_all
+from webapp.guidance.serializers import GuidanceSerializer
 from webapp.modelops.selectors import model_version_get_active
 
 
@@ -51,6 +53,7 @@ class PredictionSerializer(serializers.ModelSerializer):
     top_class_name = serializers.SerializerMethodField()
     decision_label = serializers.CharField(source="get_decision_display")
     advice = serializers.SerializerMethodField()
+    guidance = serializers.SerializerMethodField()
     probabilities = serializers.SerializerMethodField()
     malignant_probability = serializers.SerializerMethodField()
     model_version = serializers.CharField(source="model_version.name")
@@ -67,6 +70,7 @@ class PredictionSerializer(serializers.ModelSerializer):
             "decision_label",
             "decision_reasons",
             "advice",
+            "guidance",
             "model_version",
             "engine",
             "latency_ms",
@@ -89,6 +93,14 @@ class PredictionSerializer(serializers.ModelSerializer):
 
     def get_advice(self, prediction) -> str:
         return referral_advice(prediction)
+
+    @extend_schema_field(GuidanceSerializer(allow_null=True))
+    def get_guidance(self, prediction) -> dict | None:
+        """The approved guidance for the top class (looked up once per list, not per case)."""
+        if "guidance" not in self.context:
+            self.context["guidance"] = guidance_current_all()
+        version = self.context["guidance"].get(prediction.top_class)
+        return GuidanceSerializer(version).data if version is not None else None
 
 
 class CaseSerializer(serializers.ModelSerializer):
@@ -128,7 +140,9 @@ class CaseSerializer(serializers.ModelSerializer):
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, case) -> dict | None:
         prediction = getattr(case, "prediction", None)
-        return PredictionSerializer(prediction).data if prediction is not None else None
+        if prediction is None:
+            return None
+        return PredictionSerializer(prediction, context=self.context).data
 
     def get_waiting_for_model(self, case) -> bool:
         if case.status != CaseStatus.QUEUED:

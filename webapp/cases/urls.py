@@ -7,6 +7,7 @@ app_name = "cases"
 urlpatterns = [
     path("", views.history, name="history"),
     path("upload/", views.upload, name="upload"),
+    path("queue/", views.queue, name="queue"),
     path("lesions/", views.lesions, name="lesions"),
     path("lesions/<uuid:public_id>/", views.lesion, name="lesion"),
     path("<uuid:public_id>/", views.results, name="results"),

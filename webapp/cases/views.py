@@ -2,6 +2,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
@@ -10,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp.accounts.decorators import admin_required
 from webapp.accounts.models import Role
 from webapp.cases.charts import malignant_trend
-from webapp.cases.forms import RerunForm, ReviewForm, UploadForm
+from webapp.cases.forms import RerunForm, ReviewForm, ReviewQueueFilter, UploadForm
 from webapp.cases.selectors import (
     case_get_for_user,
     case_reviews,
@@ -20,6 +21,8 @@ from webapp.cases.selectors import (
     patients_selectable_by,
     rerun_get,
     rerun_report,
+    review_queue,
+    review_queue_counts,
 )
 from webapp.cases.serializers import LesionSerializer, case_state
 from webapp.cases.services import case_upload, rerun_create, review_create
@@ -65,6 +68,34 @@ def _lesion_choices(request):
     except ValueError:
         return visible.none()
     return visible.filter(public_id=chosen)
+
+
+@login_required
+@require_GET
+def queue(request):
+    """Clinicians' review queue: their patients' cases, unreviewed and referred first."""
+    if not (request.user.is_clinician or request.user.is_admin_role):
+        raise PermissionDenied("The review queue is for clinicians.")
+    form = ReviewQueueFilter(request.GET)
+    if form.is_valid():
+        cases = review_queue(request.user, **form.filters())
+        status = 200
+    else:
+        cases, status = case_visible_to(request.user).none(), 400
+    page = Paginator(cases, 25).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "cases/queue.html",
+        {
+            "form": form,
+            "page": page,
+            "counts": review_queue_counts(cases),
+            "query": f"{query.urlencode()}&" if query else "",
+        },
+        status=status,
+    )
 
 
 @login_required

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "webapp.storage",
     "webapp.accounts",
     "webapp.cases",
+    "webapp.guidance",
     "webapp.modelops",
     "webapp.pages",
     "webapp.api",
@@ -319,6 +320,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # A review's diagnosis and a guidance version's dx are the same seven classes: one enum.
+    "ENUM_NAME_OVERRIDES": {"DiagnosisEnum": "ml.classes.CLASS_CHOICES"},
 }
 
 LOGGING = {

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("webapp.pages.urls")),
     path("accounts/", include("webapp.accounts.urls")),
     path("cases/", include("webapp.cases.urls")),
+    path("guidance/", include("webapp.guidance.urls")),
     path("", include("webapp.modelops.urls")),
     path("api/", include("webapp.api.urls")),
     path("admin/", admin.site.urls),

@@ -9,6 +9,24 @@
     document.getElementById(id).textContent = value;
   }
 
+  function renderGuidance(guidance, name) {
+    const box = document.getElementById("guidance");
+    box.hidden = !guidance;
+    if (!guidance) return;
+    text("guidance-name", name);
+    text("guidance-what", guidance.what_it_is);
+    text("guidance-first-line", guidance.first_line);
+    text("guidance-see-a-doctor", guidance.see_a_doctor);
+    text("guidance-version", String(guidance.version));
+    const sources = document.getElementById("guidance-sources");
+    sources.replaceChildren();
+    for (const line of guidance.source_lines) {
+      const item = document.createElement("li");
+      item.textContent = line;
+      sources.append(item);
+    }
+  }
+
   function render(state) {
     const status = document.getElementById("status");
     status.textContent = state.status_label;
@@ -45,6 +63,7 @@
       tr.append(name, value);
       body.append(tr);
     }
+    renderGuidance(p.guidance, p.top_class_name);
     text("model-version", p.model_version);
     text("latency", String(p.latency_ms));
     box.hidden = false;

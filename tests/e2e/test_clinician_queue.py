@@ -1,0 +1,94 @@
+"""A clinician in a real browser works through the review queue of real photos and corrects one."""
+
+import pytest
+from django.conf import settings
+
+from ml.referral import ReferralRule, decide
+from tests.e2e.conftest import chromium
+from tests.factories import PASSWORD, CareAssignmentFactory
+from tests.processes import start_web, stop
+from webapp.cases.imaging import normalize_image
+from webapp.cases.models import Case, Review
+from webapp.cases.services import ClassifierAnswer, case_create, case_record_predictions
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.e2e]
+
+RULE = ReferralRule(malignant_threshold=0.3)
+
+
+def skewed(towards: str) -> dict[str, float]:
+    probabilities = dict.fromkeys(("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"), 0.05)
+    probabilities[towards] = 0.70
+    return probabilities
+
+
+@pytest.fixture
+def clinic(sample_photos, active_tiny_model, django_capture_on_commit_callbacks):
+    """Three real photos of one patient, classified (one of them referred), and their clinician."""
+    assignment = CareAssignmentFactory()
+    patient, clinician = assignment.patient, assignment.clinician
+    cases = []
+    for photo, towards in zip(list(sample_photos.values())[:3], ("nv", "mel", "bkl"), strict=True):
+        image = normalize_image(
+            photo.read_bytes(),
+            max_bytes=settings.UPLOAD_MAX_BYTES,
+            max_pixels=settings.UPLOAD_MAX_PIXELS,
+            max_side=settings.UPLOAD_MAX_SIDE,
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            case = case_create(uploaded_by=patient, patient=patient, image=image).case
+        Case.objects.filter(pk=case.pk).update(status="running")
+        case_record_predictions(
+            model_version=active_tiny_model,
+            answers=[
+                ClassifierAnswer(
+                    case_id=case.pk,
+                    probabilities=skewed(towards),
+                    latency_ms=5,
+                    result_key="r",
+                    decision=decide(skewed(towards), RULE),
+                )
+            ],
+        )
+        cases.append(case)
+    return {"clinician": clinician, "cases": cases}
+
+
+@pytest.fixture
+def site(clinic, tmp_path):
+    web, url = start_web(tmp_path / "web.log")
+    try:
+        yield url
+    finally:
+        stop(web)
+
+
+def test_a_clinician_works_through_the_queue(clinic, site):
+    clinician, referred = clinic["clinician"], clinic["cases"][1]
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(site + "/accounts/login/")
+        page.fill("#id_username", clinician.username)
+        page.fill("#id_password", PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("link", name="Review queue").click()
+        assert "3</strong> of 3 cases wait" in page.locator("#queue-counts").inner_html()
+        # The referred melanoma comes first.
+        first = page.locator("#queue tbody tr").first
+        assert "mel" in first.inner_text() and "refer" in first.inner_text()
+
+        page.select_option("#id_refer", "yes")
+        page.get_by_role("button", name="Filter").click()
+        assert page.locator("#queue tbody tr").count() == 1
+        page.locator("#queue tbody tr").first.get_by_role("link", name="Review").click()
+        page.wait_for_selector("#prediction:not([hidden])")
+        assert "checked by a clinician soon" in page.locator("#advice").inner_text()
+        page.select_option("#id_diagnosis", "nv")
+        page.fill("#id_notes", "regular network, benign on dermoscopy")
+        page.get_by_role("button", name="Record my review").click()
+        assert "corrects the model (mel)" in page.locator("#reviews").inner_text()
+
+        page.get_by_role("link", name="Review queue").click()
+        assert "2</strong> of 3 cases wait" in page.locator("#queue-counts").inner_html()
+    review = Review.objects.get()
+    assert (review.case_id, review.diagnosis, review.reviewer) == (referred.pk, "nv", clinician)
