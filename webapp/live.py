@@ -14,6 +14,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from webapp.audit.services import audit_record
+
 logger = logging.getLogger(__name__)
 
 # How long a push may hold up the job that made it; pages poll, so a slow push is dropped.
@@ -30,6 +32,8 @@ class StateConsumer(AsyncJsonWebsocketConsumer):
     and may refuse users with `allowed(user)`."""
 
     group_name: str | None = None
+    # Set for sockets that carry patient data: every connection, refusal and push is audited.
+    audited_as: str | None = None
 
     @staticmethod
     def allowed(user) -> bool:
@@ -44,17 +48,36 @@ class StateConsumer(AsyncJsonWebsocketConsumer):
             self.scope["user"], self.scope["url_route"]["kwargs"]["public_id"]
         )
 
+    async def _audit(self, action: str, *, allowed: bool, code: int | None = None) -> None:
+        if self.audited_as is None:
+            return
+        client = self.scope.get("client") or (None,)
+        await database_sync_to_async(audit_record)(
+            user=self.scope.get("user"),
+            action=action,
+            route=f"ws:{self.audited_as}",
+            object_type=self.audited_as,
+            object_id=str(self.scope["url_route"]["kwargs"].get("public_id", "")),
+            allowed=allowed,
+            status_code=code,
+            ip=client[0],
+        )
+
+    async def _refuse(self, code: int) -> None:
+        await self._audit("watch", allowed=False, code=code)
+        await self.close(code=code)
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         if not self.allowed(user):
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self._refuse(CLOSE_FORBIDDEN)
             return
         loaded = await self._load()
         if loaded is None:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self._refuse(CLOSE_NOT_FOUND)
             return
         self.group_name = loaded[0]
         await self.channel_layer.group_add(self.group_name, self.channel_name)
@@ -62,9 +85,10 @@ class StateConsumer(AsyncJsonWebsocketConsumer):
         # group_add would otherwise be lost, and the page would show a stale state until it polls.
         loaded = await self._load()
         if loaded is None:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self._refuse(CLOSE_NOT_FOUND)
             return
         await self.accept()
+        await self._audit("watch", allowed=True)
         await self.send_json(loaded[1])
 
     async def disconnect(self, code):
@@ -75,11 +99,13 @@ class StateConsumer(AsyncJsonWebsocketConsumer):
         # The page may ask again (e.g. after waking from sleep); clients send nothing else.
         loaded = await self._load()
         if loaded is None:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self._refuse(CLOSE_NOT_FOUND)
             return
+        await self._audit("read", allowed=True)
         await self.send_json(loaded[1])
 
     async def state_update(self, event):
+        await self._audit("push", allowed=True)
         await self.send_json(event["state"])
 
 

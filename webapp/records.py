@@ -1,6 +1,7 @@
 """Rows that are history (registry entries, promotion events, clinicians' reviews): written once, never
 rewritten. An integrity guard on `save`, not business logic; the admin shows these rows read-only too."""
 
+from django.contrib import admin
 from django.db import models
 
 
@@ -27,3 +28,16 @@ class WriteOnceModel(models.Model):
                 f"(changeable: {changeable})"
             )
         super().save(*args, **kwargs)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The admin's view of a record: it can be looked at, never added, changed or deleted there."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
+from webapp.audit.models import AuditEvent
 from webapp.cases.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, CaseConsumer
 from webapp.cases.services import cases_publish
 
@@ -72,3 +73,25 @@ async def test_an_idle_page_stays_subscribed_past_the_layers_blocking_read(live_
     pushed = await comm.receive_json_from(timeout=5)
     assert pushed["id"] == str(live_case.public_id)
     await comm.disconnect()
+
+
+async def test_watching_pushes_and_refusals_are_audited(live_case, patient, other_patient):
+    comm = communicator(live_case, patient)
+    assert (await comm.connect())[0]
+    await comm.receive_json_from(timeout=5)
+    await database_sync_to_async(cases_publish)(case_ids=[live_case.pk])
+    await comm.receive_json_from(timeout=5)
+    await comm.disconnect()
+    refused = communicator(live_case, other_patient)
+    assert not (await refused.connect())[0]
+
+    rows = await database_sync_to_async(
+        lambda: list(
+            AuditEvent.objects.order_by("id").values_list("actor_username", "action", "outcome")
+        )
+    )()
+    assert rows == [
+        (patient.username, "watch", "allowed"),
+        (patient.username, "push", "allowed"),
+        (other_patient.username, "watch", "denied"),
+    ]

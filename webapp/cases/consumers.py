@@ -11,6 +11,8 @@ class CaseConsumer(StateConsumer):
     """Pushes a case's state to its results page. Sends the current state on connect, so a result
     that arrived before the socket opened is never missed."""
 
+    audited_as = "case"
+
     @staticmethod
     def load(user, public_id) -> tuple[str, dict] | None:
         try:

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.cases",
     "webapp.guidance",
+    "webapp.audit",
     "webapp.modelops",
     "webapp.pages",
     "webapp.api",
@@ -76,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "webapp.audit.middleware.AuditMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.config.urls"

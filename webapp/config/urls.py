@@ -8,6 +8,7 @@ urlpatterns = [
     path("accounts/", include("webapp.accounts.urls")),
     path("cases/", include("webapp.cases.urls")),
     path("guidance/", include("webapp.guidance.urls")),
+    path("audit/", include("webapp.audit.urls")),
     path("", include("webapp.modelops.urls")),
     path("api/", include("webapp.api.urls")),
     path("admin/", admin.site.urls),
