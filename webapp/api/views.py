@@ -31,7 +31,7 @@ from webapp.cases.serializers import (
     LesionSummarySerializer,
     ReviewSerializer,
 )
-from webapp.cases.services import case_upload, review_create
+from webapp.cases.services import case_delete, case_upload, review_create
 from webapp.storage.responses import private_object_response
 
 
@@ -86,6 +86,12 @@ class CaseDetailView(GenericAPIView):
         # Http404 becomes the same 404 for someone else's case as for a missing one.
         case = case_get_for_user(user=request.user, public_id=public_id)
         return Response(CaseSerializer(case, context={}).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, public_id):
+        """The patient (or an admin) deletes the case, its photo and its results; the audit keeps it."""
+        case_delete(case=case_get_for_user(user=request.user, public_id=public_id), by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ImageRenderer(BaseRenderer):

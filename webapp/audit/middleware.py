@@ -13,6 +13,7 @@ AUDITED_ROUTES: dict[str, tuple[str, str]] = {
     "cases:results": ("case", "read"),
     "cases:state": ("case", "read"),
     "cases:review": ("case", "review"),
+    "cases:delete": ("case", "delete"),
     "cases:lesions": ("lesion-list", "read"),
     "cases:lesion": ("lesion", "read"),
     "cases:queue": ("review-queue", "read"),
@@ -25,7 +26,12 @@ AUDITED_ROUTES: dict[str, tuple[str, str]] = {
     "api:lesion-detail": ("lesion", "read"),
     "api:review-queue": ("review-queue", "read"),
 }
-WRITES = {"api:case-list": "upload", "api:case-reviews": "review"}
+# What a request that is not a GET does on a route whose GET reads.
+WRITES = {
+    ("api:case-list", "POST"): "upload",
+    ("api:case-reviews", "POST"): "review",
+    ("api:case-detail", "DELETE"): "delete",
+}
 # Django admin pages of these apps show patient data too.
 ADMIN_APPS = ("admin:cases_",)
 DENIED = {401, 403, 404}
@@ -47,8 +53,7 @@ class AuditMiddleware:
             if route == "cases:upload" and request.method != "POST":
                 return response  # the empty form shows no patient data
             object_type, action = AUDITED_ROUTES[route]
-            if request.method == "POST":
-                action = WRITES.get(route, action)
+            action = WRITES.get((route, request.method), action)
             object_id = match.kwargs.get("public_id", "")
         elif route and route.startswith(ADMIN_APPS):
             # e.g. admin:cases_case_change -> case, read (or write for a POST)

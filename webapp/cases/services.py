@@ -39,7 +39,7 @@ from webapp.cases.selectors import (
 from webapp.cases.serializers import case_state
 from webapp.cases.url_fetch import fetch_url
 from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, app
-from webapp.errors import ApplicationError, NotPermitted
+from webapp.errors import ApplicationError, Conflict, NotPermitted
 from webapp.live import push_states
 from webapp.metrics import ACCEPT_SECONDS, JOB_STAGE_SECONDS, UPLOADS, timed
 from webapp.modelops.models import ModelVersion
@@ -388,6 +388,37 @@ def _normalize(data: bytes) -> NormalizedImage:
 
 
 REVIEW_NOTES_MAX = 4000
+
+
+def case_delete(*, case: Case, by: User) -> None:
+    """Delete a case at its patient's request: its rows (prediction, reviews, re-run answers) at once,
+    and after commit the photo and every result object made from it. The audit trail keeps the request;
+    a lesion left without photos goes too."""
+    if not (by.pk == case.lesion.patient_id or by.is_admin_role):
+        raise NotPermitted("Only the patient, or an administrator, may delete this photo.")
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().select_related("lesion").get(pk=case.pk)
+        if locked.status == CaseStatus.RUNNING:
+            raise Conflict("This photo is being classified right now; try again in a minute.")
+        keys = [
+            locked.image_key,
+            *locked.rerun_results.exclude(result_key="").values_list("result_key", flat=True),
+        ]
+        results = store.case_results_prefix(locked.public_id)
+        lesion = locked.lesion
+        locked.rerun_results.all().delete()
+        locked.reviews.all().delete()
+        locked.delete()  # the prediction goes with it (cascade)
+        if not lesion.cases.exists():
+            lesion.delete()
+        transaction.on_commit(lambda: _delete_objects(keys, results))
+
+
+def _delete_objects(keys: list[str], prefix: str) -> None:
+    # After commit: a failure leaves an unreachable object (logged), never a row without its photo.
+    for key in keys:
+        store.delete_quietly(key)
+    store.delete_prefix_quietly(prefix)
 
 
 def review_create(*, case: Case, reviewer: User, diagnosis: str, notes: str = "") -> Review:

@@ -25,7 +25,7 @@ from webapp.cases.selectors import (
     review_queue_counts,
 )
 from webapp.cases.serializers import LesionSerializer, case_state
-from webapp.cases.services import case_upload, rerun_create, review_create
+from webapp.cases.services import case_delete, case_upload, rerun_create, review_create
 from webapp.errors import ApplicationError
 from webapp.modelops.selectors import model_version_get
 from webapp.modelops.services.common import ModelOpsError
@@ -130,8 +130,28 @@ def results(request, public_id):
             "state": case_state(case),
             "reviews": list(case_reviews(case)),
             "review_form": ReviewForm() if may_review else None,
+            "may_delete": request.user.pk == case.lesion.patient_id or request.user.is_admin_role,
         },
     )
+
+
+@login_required
+@require_POST
+def delete(request, public_id):
+    """The patient deletes a photo and its results; the page asks them to confirm first."""
+    case = case_get_for_user(user=request.user, public_id=public_id)
+    if request.POST.get("confirm") != "yes":
+        messages.error(
+            request, "Tick the box to confirm that the photo and its results are deleted."
+        )
+        return redirect("cases:results", public_id=case.public_id)
+    try:
+        case_delete(case=case, by=request.user)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+        return redirect("cases:results", public_id=case.public_id)
+    messages.success(request, "The photo and its results were deleted.")
+    return redirect("cases:history")
 
 
 @login_required

@@ -50,8 +50,12 @@ def case_image_key(extension: str) -> str:
     return f"cases/images/{uuid.uuid4().hex}.{extension}"
 
 
+def case_results_prefix(case_public_id) -> str:
+    return f"cases/results/{case_public_id}/"
+
+
 def case_result_key(case_public_id, model_version_name: str) -> str:
-    return f"cases/results/{case_public_id}/{model_version_name}.json"
+    return f"{case_results_prefix(case_public_id)}{model_version_name}.json"
 
 
 def rerun_result_key(rerun_public_id, case_public_id) -> str:
