@@ -81,7 +81,8 @@ def photo_quality_problems(rgb: Image.Image) -> list[QualityProblem]:
                 "Most of the photo is washed out. Retake it without flash or direct glare.",
             )
         )
-    if _sharpness(grey) < MIN_SHARPNESS:
+    # A dark or washed-out photo has little contrast, hence few edges: blur is judged on the others.
+    if not problems and _sharpness(grey) < MIN_SHARPNESS:
         problems.append(
             QualityProblem(
                 "blurred",

@@ -18,6 +18,9 @@
     text("guidance-first-line", guidance.first_line);
     text("guidance-see-a-doctor", guidance.see_a_doctor);
     text("guidance-version", String(guidance.version));
+    text("guidance-approval", guidance.reviewed_by
+      ? "approved by " + guidance.reviewed_by + ", a clinician of this portal"
+      : "shipped with SkinSight and not yet reviewed by this portal's clinicians");
     const sources = document.getElementById("guidance-sources");
     sources.replaceChildren();
     for (const line of guidance.source_lines) {
