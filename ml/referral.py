@@ -94,6 +94,11 @@ def malignant_scores(probs: np.ndarray, class_names: Sequence[str]) -> np.ndarra
     return np.asarray(probs, dtype=np.float64)[:, _malignant_columns(class_names)].sum(axis=1)
 
 
+def malignant_probability(probabilities: Mapping[str, float]) -> float:
+    """P(mel) + P(bcc) + P(akiec) of one photo's calibrated probabilities by class."""
+    return sum(probabilities.get(code, 0.0) for code in MALIGNANT_CLASSES)
+
+
 def refer_mask(
     probs: np.ndarray, class_names: Sequence[str], rule: ReferralRule
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -164,12 +169,13 @@ def choose_referral_rule(
 
 def decide(probabilities: Mapping[str, float], rule: ReferralRule | None) -> Decision:
     """Refer or not, and why, for one photo's calibrated probabilities."""
-    names = list(probabilities)
-    row = np.array([[probabilities[name] for name in names]], dtype=np.float64)
-    score = float(malignant_scores(row, names)[0])
+    score = malignant_probability(probabilities)
     if rule is None:
         # A model without a validated rule cannot be trusted to rule anything out.
         return Decision(True, (NO_RULE,), score)
+    # The same mask as on validation, so a photo is decided exactly as the rule was measured.
+    names = list(probabilities)
+    row = np.array([[probabilities[name] for name in names]], dtype=np.float64)
     malignant, unsure = refer_mask(row, names, rule)
     reasons = tuple(
         reason for reason, hit in ((MALIGNANT, malignant[0]), (LOW_CONFIDENCE, unsure[0])) if hit

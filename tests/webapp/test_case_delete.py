@@ -74,3 +74,16 @@ def test_the_lesion_stays_while_it_has_other_photos_and_the_page_asks_first(
     client.post(reverse("cases:delete", args=[second.public_id]), {"confirm": "yes"})
     assert list(Case.objects.values_list("pk", flat=True)) == [first.pk]
     assert Lesion.objects.filter(pk=first.lesion_id).exists()
+
+
+def test_a_refusal_on_the_page_is_audited_as_denied(login, reviewed_case, clinician):
+    response = login(clinician).post(
+        reverse("cases:delete", args=[reviewed_case.public_id]), {"confirm": "yes"}
+    )
+    assert response.status_code == 302 and Case.objects.filter(pk=reviewed_case.pk).exists()
+    event = AuditEvent.objects.get(action="delete")
+    assert (event.actor_username, event.outcome, event.status_code) == (
+        clinician.username,
+        "denied",
+        403,
+    )

@@ -1,6 +1,8 @@
 """Job state: status only moves forward, a prediction is recorded once, waiting cases are re-enqueued."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from ml.referral import ReferralRule, decide
 from webapp.cases.models import Case, CaseStatus, Prediction
@@ -11,6 +13,7 @@ from webapp.cases.services import (
     case_enqueue_waiting,
     case_mark_finished_without_result,
     case_record_predictions,
+    cases_publish,
 )
 from webapp.modelops.models import ModelVersion
 
@@ -117,3 +120,16 @@ def test_enqueue_waiting_sends_one_job_per_queued_case(
     before = broker_queue_length()
     assert case_enqueue_waiting() == 2
     assert broker_queue_length() == before + 2
+
+
+def test_publishing_a_batch_reads_shared_state_once(make_case, patient, version):
+    cases = [make_case(patient) for _ in range(4)]
+    for case in cases:
+        case_claim_for_classification(case_id=case.pk)
+    case_record_predictions(model_version=version, answers=[answer(case) for case in cases])
+    with CaptureQueriesContext(connection) as one:
+        cases_publish(case_ids=[cases[0].pk])
+    with CaptureQueriesContext(connection) as four:
+        cases_publish(case_ids=[case.pk for case in cases])
+    # The cases, then the guidance: as many queries for four cases as for one.
+    assert len(four.captured_queries) == len(one.captured_queries)

@@ -89,3 +89,11 @@ def test_the_queue_page_keeps_its_filters_across_pages(login, make_case, patient
     page = login(clinician).get(reverse("cases:queue"), {"reviewed": "no"}).content.decode()
     assert "<strong>27</strong> of 27 cases wait for a" in page
     assert 'href="?reviewed=no&amp;page=2"' in page
+
+
+def test_a_bad_filter_on_the_page_is_a_400_naming_it(login, clinician):
+    response = login(clinician).get(
+        reverse("cases:queue"), {"since": "2026-12-02", "until": "2026-12-01"}
+    )
+    assert response.status_code == 400
+    assert "&#x27;From&#x27; is after &#x27;To&#x27;." in response.content.decode()

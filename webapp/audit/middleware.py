@@ -2,7 +2,8 @@
 
 The routes are listed here, in one place: a page, its JSON view, the API and the photo all count. A 2xx
 answer is an access; 401, 403 and 404 are refused attempts (the same 404 that hides someone else's case
-from its caller is recorded as what it was), as is an anonymous visitor sent to the login page.
+from its caller is recorded as what it was), as is an anonymous visitor sent to the login page. A page
+that answers a refusal with a redirect and a message says so with `note_refusal`.
 """
 
 from webapp.audit.services import audit_record
@@ -37,6 +38,12 @@ ADMIN_APPS = ("admin:cases_",)
 DENIED = {401, 403, 404}
 
 
+def note_refusal(request, status: int) -> None:
+    """For a page that answers a refused request with a redirect and a message: the trail records
+    the refusal's own status (403 for someone not allowed), not the redirect's 302."""
+    request.audit_refusal_status = status
+
+
 def client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
@@ -63,10 +70,9 @@ class AuditMiddleware:
         else:
             return response
         user = getattr(request, "user", None)
-        anonymous_sent_to_login = response.status_code == 302 and not (
-            user is not None and user.is_authenticated
-        )
-        allowed = response.status_code < 400 and not anonymous_sent_to_login
+        status = getattr(request, "audit_refusal_status", response.status_code)
+        anonymous_sent_to_login = status == 302 and not (user is not None and user.is_authenticated)
+        allowed = status not in DENIED and not anonymous_sent_to_login
         audit_record(
             user=user,
             action=action,
@@ -74,7 +80,7 @@ class AuditMiddleware:
             object_type=object_type,
             object_id=str(object_id),
             allowed=allowed,
-            status_code=response.status_code,
+            status_code=status,
             ip=client_ip(request),
         )
         return response

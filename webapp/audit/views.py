@@ -1,7 +1,6 @@
 import csv
 import itertools
 
-from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -9,6 +8,7 @@ from django.views.decorators.http import require_GET
 from webapp.accounts.decorators import admin_required
 from webapp.audit.forms import AuditFilter
 from webapp.audit.selectors import audit_events
+from webapp.paging import page_of
 
 CSV_COLUMNS = [
     "at",
@@ -45,11 +45,4 @@ def trail(request):
         )
         response["Content-Disposition"] = 'attachment; filename="skinsight-audit.csv"'
         return response
-    query = request.GET.copy()
-    query.pop("page", None)
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "audit/trail.html",
-        {"form": form, "page": page, "query": f"{query.urlencode()}&" if query else ""},
-    )
+    return render(request, "audit/trail.html", {"form": form, **page_of(request, events, 50)})

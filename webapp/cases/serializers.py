@@ -5,17 +5,17 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ml.classes import CLASS_NAMES, MALIGNANT_CLASSES
-from ml.referral import LOW_CONFIDENCE, MALIGNANT
+from ml.classes import CLASS_NAMES
+from ml.referral import LOW_CONFIDENCE, MALIGNANT, malignant_probability
 from webapp.cases.models import Case, CaseStatus, Decision, Lesion, Prediction, Review
 from webapp.guidance.selectors import guidance_current_all
 from webapp.guidance.serializers import GuidanceSerializer
 from webapp.modelops.selectors import model_version_get_active
 
 
-def malignant_probability(probabilities: dict[str, float]) -> float:
-    """The probability that the lesion is one of the malignant classes (mel, bcc, akiec)."""
-    return sum(probabilities.get(code, 0.0) for code in MALIGNANT_CLASSES)
+def case_image_url(case: Case) -> str:
+    # The API's photo route: it takes a token as well as the session, so API clients can follow it.
+    return reverse("api:case-image", kwargs={"public_id": case.public_id})
 
 
 class ProbabilitySerializer(serializers.Serializer):
@@ -104,8 +104,8 @@ class PredictionSerializer(serializers.ModelSerializer):
 
 
 class CaseSerializer(serializers.ModelSerializer):
-    """A case's job state and result. Lists pass ``context={"model_active": ...}`` to look the
-    active model up once instead of once per queued case."""
+    """A case's job state and result. Whatever several cases share (is a model active, the approved
+    guidance) is looked up once per serializer context: serialize a list with one context."""
 
     id = serializers.UUIDField(source="public_id")
     status = serializers.ChoiceField(choices=CaseStatus.choices)
@@ -134,8 +134,7 @@ class CaseSerializer(serializers.ModelSerializer):
         ]
 
     def get_image_url(self, case) -> str:
-        # The API's photo route: it takes a token as well as the session, so API clients can follow it.
-        return reverse("api:case-image", kwargs={"public_id": case.public_id})
+        return case_image_url(case)
 
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, case) -> dict | None:
@@ -216,7 +215,7 @@ def lesion_visits(cases: list[Case]) -> list[dict]:
             "created_at": case.created_at,
             "status": case.status,
             "status_label": case.get_status_display(),
-            "image_url": reverse("api:case-image", kwargs={"public_id": case.public_id}),
+            "image_url": case_image_url(case),
             "results_url": reverse("cases:results", kwargs={"public_id": case.public_id}),
             "top_class": None,
             "top_class_name": None,

@@ -36,7 +36,7 @@ from webapp.cases.selectors import (
     case_visible_to,
     patients_selectable_by,
 )
-from webapp.cases.serializers import case_state
+from webapp.cases.serializers import CaseSerializer
 from webapp.cases.url_fetch import fetch_url
 from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, app
 from webapp.errors import ApplicationError, Conflict, NotPermitted
@@ -356,12 +356,14 @@ def case_mark_finished_without_result(*, case_id: int, status: str, reason: str)
 
 def cases_publish(*, case_ids: list[int]) -> None:
     """Push each case's current state to every browser watching it. Best effort: pages also poll."""
-    cases = Case.objects.filter(pk__in=case_ids).select_related(
-        "lesion", "prediction__model_version"
+    cases = list(
+        Case.objects.filter(pk__in=case_ids).select_related("lesion", "prediction__model_version")
     )
     with timed(JOB_STAGE_SECONDS, "push"):
+        # One serializer context for the batch: the guidance and the active model are read once.
+        states = CaseSerializer(cases, many=True, context={}).data
         push_states(
-            ((case_group_name(case), case_state(case)) for case in cases),
+            zip((case_group_name(case) for case in cases), states, strict=True),
             what=f"case(s) {', '.join(map(str, case_ids))}",
         )
 

@@ -3,13 +3,13 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.decorators import admin_required
 from webapp.accounts.models import Role
+from webapp.audit.middleware import note_refusal
 from webapp.cases.charts import malignant_trend
 from webapp.cases.forms import RerunForm, ReviewForm, ReviewQueueFilter, UploadForm
 from webapp.cases.selectors import (
@@ -29,6 +29,7 @@ from webapp.cases.services import case_delete, case_upload, rerun_create, review
 from webapp.errors import ApplicationError
 from webapp.modelops.selectors import model_version_get
 from webapp.modelops.services.common import ModelOpsError
+from webapp.paging import page_of
 
 
 @login_required
@@ -78,22 +79,14 @@ def queue(request):
         raise PermissionDenied("The review queue is for clinicians.")
     form = ReviewQueueFilter(request.GET)
     if form.is_valid():
-        cases = review_queue(request.user, **form.filters())
-        status = 200
+        cases, status = review_queue(request.user, **form.filters()), 200
     else:
-        cases, status = case_visible_to(request.user).none(), 400
-    page = Paginator(cases, 25).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+        # Still the queue's queryset (annotated as the counts need), with nothing in it.
+        cases, status = review_queue(request.user).none(), 400
     return render(
         request,
         "cases/queue.html",
-        {
-            "form": form,
-            "page": page,
-            "counts": review_queue_counts(cases),
-            "query": f"{query.urlencode()}&" if query else "",
-        },
+        {"form": form, "counts": review_queue_counts(cases), **page_of(request, cases, 25)},
         status=status,
     )
 
@@ -101,8 +94,9 @@ def queue(request):
 @login_required
 @require_GET
 def lesions(request):
-    page = Paginator(lesion_visible_to(request.user), 25).get_page(request.GET.get("page"))
-    return render(request, "cases/lesions.html", {"page": page})
+    return render(
+        request, "cases/lesions.html", page_of(request, lesion_visible_to(request.user), 25)
+    )
 
 
 @login_required
@@ -148,6 +142,7 @@ def delete(request, public_id):
     try:
         case_delete(case=case, by=request.user)
     except ApplicationError as exc:
+        note_refusal(request, exc.status)
         messages.error(request, str(exc))
         return redirect("cases:results", public_id=case.public_id)
     messages.success(request, "The photo and its results were deleted.")
@@ -166,6 +161,7 @@ def review(request, public_id):
         try:
             review_create(case=case, reviewer=request.user, **form.cleaned_data)
         except ApplicationError as exc:
+            note_refusal(request, exc.status)
             messages.error(request, str(exc))
         else:
             messages.success(request, "Your review was recorded.")
@@ -184,9 +180,9 @@ def state(request, public_id):
 @login_required
 @require_GET
 def history(request):
-    cases = case_visible_to(request.user)
-    page = Paginator(cases, 25).get_page(request.GET.get("page"))
-    return render(request, "cases/history.html", {"page": page})
+    return render(
+        request, "cases/history.html", page_of(request, case_visible_to(request.user), 25)
+    )
 
 
 @admin_required
