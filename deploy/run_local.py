@@ -95,6 +95,7 @@ class Supervisor:
         health_port = int(os.environ.setdefault("WORKER_METRICS_PORT", str(free_port())))
         self.spawn("worker", commands.inference_worker(f"inference-{suffix}", concurrency))
         say(f"inference worker health: http://127.0.0.1:{health_port}/healthz")
+        self.spawn("heat-map worker", commands.explain_worker(f"explain-{suffix}"))
         self.spawn("training worker", commands.training_worker(f"training-{suffix}"))
         self.spawn("scheduler", commands.beat(str(VAR / "celerybeat-schedule")))
 

@@ -198,3 +198,24 @@ TINY_RUN_OPTIONS = {
     "batch_size": 8,
     "learning_rate": 0.01,
 }
+
+
+@pytest.fixture
+def make_case(db, django_capture_on_commit_callbacks):
+    """Create a real case (object in S3, rows, job enqueued) through the service layer."""
+    from tests.images import jpeg_bytes
+    from webapp.cases.imaging import normalize_image
+    from webapp.cases.services import case_create
+
+    counter = iter(range(10_000))
+
+    def make(patient, uploaded_by=None, **kwargs):
+        image = normalize_image(
+            jpeg_bytes(seed=next(counter)), max_bytes=10**7, max_pixels=10**7, max_side=2048
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            return case_create(
+                uploaded_by=uploaded_by or patient, patient=patient, image=image, **kwargs
+            ).case
+
+    return make

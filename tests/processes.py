@@ -57,6 +57,10 @@ def start_worker(
     return _spawn(commands.inference_worker(_unique("test"), concurrency), log_path, extra_env)
 
 
+def start_explain_worker(log_path: Path) -> subprocess.Popen:
+    return _spawn(commands.explain_worker(_unique("test-explain")), log_path)
+
+
 def start_training_worker(log_path: Path) -> subprocess.Popen:
     return _spawn(commands.training_worker(_unique("test-training")), log_path)
 

@@ -3,12 +3,14 @@
 Each worker child loads a bundle once (lazily, after fork), warms it up before it answers anything, and
 keeps it for every following job. When an admin promotes another version, the next job loads that one; the
 previous stays cached too (`MODEL_CACHE_VERSIONS`), so a rollback or a re-run with an older version does not
-reload it.
+reload it. Heat-map workers keep the Keras model of each version (an `Explainer`) the same way.
 """
 
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
 
 from django.conf import settings
 
@@ -20,38 +22,51 @@ from workers.health import note_warm
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_loaded: OrderedDict[int, object] = OrderedDict()
+_loaded: OrderedDict[tuple[str, int], object] = OrderedDict()
 
-__all__ = ["ModelUnavailable", "get_predictor", "loaded_versions"]
+__all__ = ["ModelUnavailable", "get_explainer", "get_predictor"]
+
+
+def _cached(kind: str, version: ModelVersion, load: Callable[[Path, ModelVersion], object]):
+    with _lock:
+        key = (kind, version.pk)
+        loaded = _loaded.get(key)
+        if loaded is not None:
+            _loaded.move_to_end(key)
+            return loaded
+        bundle_dir = bundle_fetch_verified(version)
+        try:
+            loaded = load(bundle_dir, version)
+        except BundleError as exc:
+            raise ModelUnavailable(f"model bundle {version.name} refused: {exc}") from exc
+        _loaded[key] = loaded
+        while len(_loaded) > settings.MODEL_CACHE_VERSIONS:
+            _loaded.popitem(last=False)
+        logger.info("loaded model %s (%s) as %s", version.name, version.architecture, kind)
+        return loaded
+
+
+def _load_predictor(bundle_dir: Path, version: ModelVersion):
+    from ml.predict import Predictor  # TensorFlow is imported here, in the child process
+
+    predictor = Predictor.from_bundle(bundle_dir, threads=settings.INFERENCE_THREADS)
+    predictor.warm_up()
+    note_warm(version.name, predictor.engine_name)
+    return predictor
+
+
+def _load_explainer(bundle_dir: Path, version: ModelVersion):
+    from ml.gradcam import Explainer  # Keras and TensorFlow, in the child process
+
+    return Explainer.from_bundle(bundle_dir)
 
 
 def get_predictor(version: ModelVersion):
     """The warmed-up predictor for `version`, loading it on first use."""
-    with _lock:
-        predictor = _loaded.get(version.pk)
-        if predictor is not None:
-            _loaded.move_to_end(version.pk)
-            return predictor
-        bundle_dir = bundle_fetch_verified(version)
-        from ml.predict import Predictor  # TensorFlow is imported here, in the child process
-
-        try:
-            predictor = Predictor.from_bundle(bundle_dir, threads=settings.INFERENCE_THREADS)
-        except BundleError as exc:
-            raise ModelUnavailable(f"model bundle {version.name} refused: {exc}") from exc
-        predictor.warm_up()
-        _loaded[version.pk] = predictor
-        while len(_loaded) > settings.MODEL_CACHE_VERSIONS:
-            _loaded.popitem(last=False)
-        note_warm(version.name, predictor.engine_name)
-        logger.info(
-            "loaded model %s (%s) on %s",
-            version.name,
-            version.architecture,
-            predictor.engine_name,
-        )
-        return predictor
+    return _cached("predictor", version, _load_predictor)
 
 
-def loaded_versions() -> list[int]:
-    return list(_loaded)
+def get_explainer(version: ModelVersion):
+    """The heat-map explainer of `version`; raises `ml.gradcam.GradCamError` for a model whose
+    structure Grad-CAM cannot follow."""
+    return _cached("explainer", version, _load_explainer)

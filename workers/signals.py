@@ -7,11 +7,12 @@ from celery.signals import task_failure, worker_process_init, worker_ready
 from django.conf import settings
 from django.db import connections
 
+from ml.gradcam import GradCamError
 from webapp.config.celery import TRAIN_TASK, app
 from webapp.modelops.selectors import model_version_get_active
 from webapp.modelops.services.runs import training_runs_reap_stale
 from workers.health import serve
-from workers.model_cache import ModelUnavailable, get_predictor
+from workers.model_cache import ModelUnavailable, get_explainer, get_predictor
 from workers.training import fail_run_of_lost_worker, fail_runs_of_dead_processes
 
 logger = logging.getLogger(__name__)
@@ -23,18 +24,23 @@ def _consumes(queue: str) -> bool:
 
 @worker_process_init.connect
 def warm_up_active_model(**kwargs):
-    """Load and warm up the active model in each inference child before it takes a job."""
+    """Load and warm up the active model in each inference (or heat-map) child before it takes a job."""
     # A connection inherited across fork must not be shared with the parent.
     for conn in connections.all(initialized_only=True):
         conn.close()
-    if not _consumes("inference"):
+    load = (
+        get_predictor if _consumes("inference") else get_explainer if _consumes("explain") else None
+    )
+    if load is None:
         return
     try:
         version = model_version_get_active()
         if version is not None:
-            get_predictor(version)
+            load(version)
     except ModelUnavailable as exc:
         logger.error("active model refused at start-up: %s", exc)
+    except GradCamError as exc:
+        logger.error("the active model gives no heat maps: %s", exc)
     except Exception:
         logger.exception("model warm-up failed; it will be retried on the first job")
     finally:

@@ -1,16 +1,19 @@
 """Thin Celery tasks: take an id, call a service, return. Time limits and retries live here."""
 
 import logging
+from collections.abc import Callable
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from webapp.cases.heatmaps import heatmap_fail
 from webapp.cases.models import CaseStatus
 from webapp.cases.services import case_mark_finished_without_result, rerun_record
 from webapp.config.celery import (
     CLASSIFY_TASK,
     EVALUATE_TASK,
+    EXPLAIN_TASK,
     IMPORT_TASK,
     REAP_TASK,
     RERUN_TASK,
@@ -24,6 +27,7 @@ from webapp.storage.store import StorageUnavailable
 from workers.batching import Job, MicroBatchTask
 from workers.broker import waiting_first_arguments
 from workers.evaluation import evaluate_version
+from workers.explain import explain_heatmap
 from workers.imports import import_upload
 from workers.inference import WAITING_FOR_MODEL, classify_cases, rerun_case
 from workers.model_cache import ModelUnavailable
@@ -110,27 +114,49 @@ class Classify(MicroBatchTask):
 classify = app.register_task(Classify())
 
 
-# Re-runs (admins' comparisons, never on a patient's latency path) run one job per message:
-# acknowledged late (a dead worker's job is redelivered), time-limited, retried with back-off.
-@app.task(
-    name=RERUN_TASK,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT,
-    time_limit=settings.CLASSIFY_TIME_LIMIT,
-    max_retries=settings.CLASSIFY_MAX_RETRIES,
-)
-def rerun(self, result_id: int) -> str:
+# Follow-up jobs, never on a patient's latency path: re-runs (admins' comparisons) and heat maps (Keras
+# gradients, on their own queue so classification never waits for them). One job per message, acknowledged
+# late (a dead worker's job is redelivered), time-limited, retried with back-off on a transient fault.
+ONE_JOB = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "soft_time_limit": settings.CLASSIFY_SOFT_TIME_LIMIT,
+    "time_limit": settings.CLASSIFY_TIME_LIMIT,
+    "max_retries": settings.CLASSIFY_MAX_RETRIES,
+}
+
+
+def _retrying(task, work: Callable[[], str], give_up: Callable[[str], object]) -> str:
+    """``work()``; on a transient fault, retry the task with back-off, and after the last retry record
+    ``give_up(reason)`` and answer "failed"."""
     try:
-        return rerun_case(result_id=result_id)
+        return work()
     except (*TRANSIENT, SoftTimeLimitExceeded) as exc:
-        if self.request.retries >= self.max_retries:
-            rerun_record(result_id=result_id, error=f"gave up after retries: {exc}")
+        if task.request.retries >= task.max_retries:
+            give_up(f"gave up after retries: {exc}")
             return "failed"
-        countdown = _backoff(self.request.retries)
-        logger.warning("%s: %s; retrying in %ss", self.name, type(exc).__name__, countdown)
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        countdown = _backoff(task.request.retries)
+        logger.warning("%s: %s; retrying in %ss", task.name, type(exc).__name__, countdown)
+        raise task.retry(exc=exc, countdown=countdown) from exc
+
+
+@app.task(name=RERUN_TASK, **ONE_JOB)
+def rerun(self, result_id: int) -> str:
+    return _retrying(
+        self,
+        lambda: rerun_case(result_id=result_id),
+        lambda reason: rerun_record(result_id=result_id, error=reason),
+    )
+
+
+@app.task(name=EXPLAIN_TASK, **ONE_JOB)
+def explain(self, heatmap_id: int) -> str:
+    return _retrying(
+        self,
+        lambda: explain_heatmap(heatmap_id=heatmap_id),
+        lambda reason: heatmap_fail(heatmap_id=heatmap_id, error=reason),
+    )
 
 
 @app.task(

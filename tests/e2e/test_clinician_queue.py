@@ -2,11 +2,12 @@
 
 import pytest
 from django.conf import settings
+from playwright.sync_api import expect
 
 from ml.referral import ReferralRule, decide
 from tests.e2e.conftest import chromium
 from tests.factories import PASSWORD, CareAssignmentFactory
-from tests.processes import start_web, stop
+from tests.processes import start_explain_worker, start_web, stop
 from webapp.cases.imaging import normalize_image
 from webapp.cases.models import Case, Review
 from webapp.cases.services import ClassifierAnswer, case_create, case_record_predictions
@@ -56,11 +57,14 @@ def clinic(sample_photos, active_tiny_model, django_capture_on_commit_callbacks)
 
 @pytest.fixture
 def site(clinic, tmp_path):
+    # The heat-map worker makes the overlays the results enqueued, while the clinician works.
+    explainer = start_explain_worker(tmp_path / "explain.log")
     web, url = start_web(tmp_path / "web.log")
     try:
         yield url
     finally:
         stop(web)
+        stop(explainer)
 
 
 def test_a_clinician_works_through_the_queue(clinic, site):
@@ -83,6 +87,18 @@ def test_a_clinician_works_through_the_queue(clinic, site):
         page.locator("#queue tbody tr").first.get_by_role("link", name="Review").click()
         page.wait_for_selector("#prediction:not([hidden])")
         assert "checked by a clinician soon" in page.locator("#advice").inner_text()
+        # The heat map arrives after the result; the clinician lays it over the photo.
+        overlay = page.locator("#heatmap-overlay")
+        assert overlay.is_hidden()
+        page.wait_for_selector("#heatmap-toggle:not([disabled])", timeout=120_000)
+        page.check("#heatmap-toggle")
+        expect(overlay).to_be_visible()  # once the photo under it has loaded
+        page.wait_for_function(
+            "document.getElementById('heatmap-overlay').naturalWidth > 0", timeout=10_000
+        )
+        size = overlay.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        assert size == [referred.image_width, referred.image_height]
+        assert "Grad-CAM for mel" in page.locator("#heatmap-status").inner_text()
         page.select_option("#id_diagnosis", "nv")
         page.fill("#id_notes", "regular network, benign on dermoscopy")
         page.get_by_role("button", name="Record my review").click()

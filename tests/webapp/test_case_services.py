@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from ml.referral import ReferralRule, decide
 from webapp.cases.models import Case, CaseStatus, Prediction
+from webapp.cases.publishing import cases_publish
 from webapp.cases.services import (
     ClassifierAnswer,
     InvalidTransition,
@@ -13,7 +14,6 @@ from webapp.cases.services import (
     case_enqueue_waiting,
     case_mark_finished_without_result,
     case_record_predictions,
-    cases_publish,
 )
 from webapp.modelops.models import ModelVersion
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from webapp.audit.models import AuditEvent
 from webapp.cases.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, CaseConsumer
-from webapp.cases.services import cases_publish
+from webapp.cases.publishing import cases_publish
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from tests.factories import AdminFactory
 from tests.webapp.test_access_control import api_client
 from tests.webapp.test_lesions import BENIGN, WORSE, classify
-from webapp.cases.models import Case, Prediction
+from webapp.cases.models import Case, Lesion, Prediction
 from webapp.cases.services import review_create
 
 pytestmark = pytest.mark.django_db
@@ -97,3 +97,30 @@ def test_a_bad_filter_on_the_page_is_a_400_naming_it(login, clinician):
     )
     assert response.status_code == 400
     assert "&#x27;From&#x27; is after &#x27;To&#x27;." in response.content.decode()
+
+
+def test_search_finds_words_in_sites_labels_notes_and_ids_without_inflating_counts(
+    queue_cases, clinician, other_patient
+):
+    q = queue_cases
+    Lesion.objects.filter(pk=q["routine"].lesion_id).update(
+        body_site="left forearm", label="Mole since childhood"
+    )
+    for _ in range(2):  # two reviews mentioning the same word: still one row, one count
+        review_create(
+            case=Case.objects.get(pk=q["refer"].pk),
+            reviewer=clinician,
+            diagnosis="mel",
+            notes="Asymmetric border, excise",
+        )
+    client = api_client(clinician)
+
+    assert listed(client, q="FOREARM")[0] == ids([q["routine"]])
+    assert listed(client, q="mole childhood")[0] == ids([q["routine"]])  # every word must match
+    assert listed(client, q="mole excise")[0] == []
+    rows, counts = listed(client, q="excise")
+    assert rows == ids([q["refer"]])
+    assert counts == {"total": 1, "unreviewed": 0, "unreviewed_referred": 0}
+    assert listed(client, q=str(q["waiting"].public_id)[:8])[0] == ids([q["waiting"]])
+    # A search never reaches past the clinician's own patients.
+    assert listed(client, q=other_patient.username)[0] == []

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from webapp.accounts.models import User
 from webapp.cases.models import Lesion
+from webapp.cases.serializers import CaseSerializer
 
 
 class CaseUploadSerializer(serializers.Serializer):
@@ -41,3 +42,19 @@ class CaseUploadSerializer(serializers.Serializer):
         if bool(attrs.get("image")) == bool(attrs.get("image_url")):
             raise serializers.ValidationError("Give exactly one of 'image' or 'image_url'.")
         return attrs
+
+
+class ReviewQueueCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="cases in the filtered queue")
+    unreviewed = serializers.IntegerField(help_text="of those, waiting for a review")
+    unreviewed_referred = serializers.IntegerField(help_text="of those, referred by the model")
+
+
+class ReviewQueuePageSerializer(serializers.Serializer):
+    """One page of the review queue, with the counts of the whole filtered queue."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CaseSerializer(many=True)
+    counts = ReviewQueueCountsSerializer()

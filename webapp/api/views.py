@@ -1,5 +1,6 @@
 import json
 
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -13,8 +14,11 @@ from rest_framework.views import APIView
 
 from ml.classes import CLASSES
 from webapp.api.permissions import IsClinicianOrAdmin
-from webapp.api.serializers import CaseUploadSerializer
+from webapp.api.serializers import CaseUploadSerializer, ReviewQueuePageSerializer
+from webapp.cases.exports import case_fhir_bundle, case_json
 from webapp.cases.forms import ReviewQueueFilter
+from webapp.cases.heatmaps import heatmap_request
+from webapp.cases.models import HeatMapStatus
 from webapp.cases.selectors import (
     case_get_for_user,
     case_reviews,
@@ -27,6 +31,7 @@ from webapp.cases.selectors import (
 )
 from webapp.cases.serializers import (
     CaseSerializer,
+    HeatMapSerializer,
     LesionSerializer,
     LesionSummarySerializer,
     ReviewSerializer,
@@ -126,6 +131,81 @@ class CaseImageView(APIView):
         )
 
 
+class CaseHeatMapView(APIView):
+    """The Grad-CAM heat map of the case's prediction (a transparent PNG at the photo's size), for the
+    same users and tokens that may read the case; clinicians ask again for a missing or failed one."""
+
+    renderer_classes = [JSONRenderer, ImageRenderer]
+
+    @extend_schema(
+        responses={
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="the overlay"),
+            404: OpenApiResponse(description="no such case, not yours, or no heat map yet"),
+        }
+    )
+    def get(self, request, public_id):
+        case = case_get_for_user(user=request.user, public_id=public_id)
+        heatmap = getattr(getattr(case, "prediction", None), "heatmap", None)
+        if heatmap is None or heatmap.status != HeatMapStatus.DONE:
+            raise Http404("This photo has no heat map (yet); see the case's prediction.heatmap.")
+        return private_object_response(
+            heatmap.image_key, what="The heat map", content_type="image/png", max_age=300
+        )
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: HeatMapSerializer,
+            409: OpenApiResponse(description="already made or being made"),
+        },
+    )
+    def post(self, request, public_id):
+        case = case_get_for_user(user=request.user, public_id=public_id)
+        heatmap = heatmap_request(case=case, by=request.user)
+        return Response(HeatMapSerializer(heatmap).data, status=status.HTTP_202_ACCEPTED)
+
+
+class FhirJsonRenderer(JSONRenderer):
+    media_type = "application/fhir+json"
+    format = "fhir"
+
+
+def _attachment(response: Response, filename: str) -> Response:
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class CaseExportView(APIView):
+    """The case as one SkinSight JSON document: its state, result, heat map grid, lesion and reviews."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="none")})
+    def get(self, request, public_id):
+        case = case_get_for_user(user=request.user, public_id=public_id)
+        document = case_json(case, list(case_reviews(case)))
+        return _attachment(Response(document), f"case-{case.public_id}.json")
+
+
+class CaseFhirView(APIView):
+    """The case as a FHIR R4 Bundle: a DiagnosticReport with its Observations, Media and Patient."""
+
+    renderer_classes = [FhirJsonRenderer, JSONRenderer]
+
+    @extend_schema(
+        responses={
+            (200, "application/fhir+json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="a FHIR R4 Bundle of type collection"
+            ),
+            404: OpenApiResponse(description="no such case, or not yours to see"),
+        }
+    )
+    def get(self, request, public_id):
+        case = case_get_for_user(user=request.user, public_id=public_id)
+        bundle = case_fhir_bundle(
+            case, list(case_reviews(case)), base_url=request.build_absolute_uri("/")
+        )
+        return _attachment(Response(bundle), f"case-{case.public_id}.fhir.json")
+
+
 class CaseReviewsView(GenericAPIView):
     """A case's clinician reviews (everyone who may see the case); clinicians and admins add one."""
 
@@ -160,8 +240,15 @@ class ReviewQueueView(GenericAPIView):
             OpenApiParameter("since", OpenApiTypes.DATE),
             OpenApiParameter("until", OpenApiTypes.DATE),
             OpenApiParameter("patient", str, description="part of the patient's username"),
+            OpenApiParameter(
+                "q",
+                str,
+                description="search words, each found in the patient, body site, lesion label, "
+                "file name, case id or review notes",
+            ),
+            OpenApiParameter("page", int),
         ],
-        responses=CaseSerializer(many=True),
+        responses=ReviewQueuePageSerializer,
     )
     def get(self, request):
         form = ReviewQueueFilter(request.query_params)

@@ -22,6 +22,9 @@ AUDITED_ROUTES: dict[str, tuple[str, str]] = {
     "api:case-list": ("case-list", "read"),
     "api:case-detail": ("case", "read"),
     "api:case-image": ("case", "download"),
+    "api:case-heatmap": ("case", "download-heatmap"),
+    "api:case-export": ("case", "export"),
+    "api:case-fhir": ("case", "export"),
     "api:case-reviews": ("case", "read-reviews"),
     "api:lesion-list": ("lesion-list", "read"),
     "api:lesion-detail": ("lesion", "read"),
@@ -32,6 +35,7 @@ WRITES = {
     ("api:case-list", "POST"): "upload",
     ("api:case-reviews", "POST"): "review",
     ("api:case-detail", "DELETE"): "delete",
+    ("api:case-heatmap", "POST"): "request-heatmap",
 }
 # Django admin pages of these apps show patient data too.
 ADMIN_APPS = ("admin:cases_",)

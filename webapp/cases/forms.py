@@ -109,6 +109,13 @@ class ReviewQueueFilter(forms.Form):
     since = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
     patient = forms.CharField(required=False, max_length=150, label="Patient")
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search",
+        help_text="words found in the patient, body site, lesion label, file name, "
+        "case id or review notes",
+    )
 
     def clean(self):
         cleaned = super().clean()
@@ -127,4 +134,5 @@ class ReviewQueueFilter(forms.Form):
             "since": data.get("since"),
             "until": data.get("until"),
             "patient": (data.get("patient") or "").strip(),
+            "search": (data.get("q") or "").split(),
         }

@@ -188,3 +188,32 @@ class RerunResult(models.Model):
 
     def __str__(self) -> str:
         return f"re-run result for case {self.case_id} ({self.status})"
+
+
+class HeatMapStatus(models.TextChoices):
+    QUEUED = "queued", "Being made"
+    DONE = "done", "Ready"
+    FAILED = "failed", "Could not be made"
+
+
+class HeatMap(models.Model):
+    """A Grad-CAM heat map of a prediction: made after the result is out, by a follow-up job with the
+    prediction's own model version, for the class it chose; stored as a transparent overlay in S3."""
+
+    prediction = models.OneToOneField(Prediction, on_delete=models.CASCADE, related_name="heatmap")
+    status = models.CharField(
+        max_length=16, choices=HeatMapStatus.choices, default=HeatMapStatus.QUEUED
+    )
+    target_class = models.CharField(max_length=16, choices=CLASS_CHOICES)
+    # The feature map it was read from, and the map itself (rows of 0..1, peak 1) for clients that
+    # draw their own.
+    layer = models.CharField(max_length=128, blank=True)
+    grid = models.JSONField(null=True, blank=True)
+    image_key = models.CharField(max_length=255, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"heat map of {self.target_class} for case {self.prediction.case_id} ({self.status})"

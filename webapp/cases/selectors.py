@@ -2,7 +2,7 @@
 `case_visible_to` or `lesion_visible_to`."""
 
 from django.db.models import Case as Conditional
-from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, When
+from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, When
 from django.http import Http404
 
 from webapp.accounts.models import Role, User
@@ -23,7 +23,7 @@ def _of_visible_patients(queryset: QuerySet, user: User, patient: str) -> QueryS
 
 def case_visible_to(user: User) -> QuerySet[Case]:
     base = Case.objects.select_related(
-        "lesion__patient", "uploaded_by", "prediction__model_version"
+        "lesion__patient", "uploaded_by", "prediction__model_version", "prediction__heatmap"
     )
     return _of_visible_patients(base, user, "lesion__patient")
 
@@ -59,9 +59,11 @@ def review_queue(
     since=None,
     until=None,
     patient: str = "",
+    search: list[str] | None = None,
 ) -> QuerySet[Case]:
     """The cases a clinician reviews: their assigned patients' (all, for admins), unreviewed first,
-    then referred first, then newest; each filter narrows it when given."""
+    then referred first, then newest; each filter narrows it when given, and every search word must
+    be found somewhere in the case."""
     cases = case_visible_to(user).annotate(review_count=Count("reviews"))
     if reviewed is not None:
         cases = cases.filter(review_count__gt=0) if reviewed else cases.filter(review_count=0)
@@ -75,11 +77,28 @@ def review_queue(
         cases = cases.filter(created_at__date__lte=until)
     if patient:
         cases = cases.filter(lesion__patient__username__icontains=patient)
+    for word in search or []:
+        cases = cases.filter(_mentions(word))
     return cases.order_by(
         Conditional(When(review_count=0, then=0), default=1),
         Conditional(When(prediction__decision="refer", then=0), default=1),
         "-created_at",
         "-id",
+    )
+
+
+def _mentions(word: str) -> Q:
+    # Review notes through a subquery: a join would repeat cases and inflate the review counts.
+    noted = Review.objects.filter(case=OuterRef("pk"), notes__icontains=word)
+    return (
+        Q(lesion__patient__username__icontains=word)
+        | Q(lesion__patient__first_name__icontains=word)
+        | Q(lesion__patient__last_name__icontains=word)
+        | Q(lesion__body_site__icontains=word)
+        | Q(lesion__label__icontains=word)
+        | Q(original_filename__icontains=word)
+        | Q(public_id__icontains=word)
+        | Q(Exists(noted))
     )
 
 

@@ -7,7 +7,16 @@ from rest_framework import serializers
 
 from ml.classes import CLASS_NAMES
 from ml.referral import LOW_CONFIDENCE, MALIGNANT, malignant_probability
-from webapp.cases.models import Case, CaseStatus, Decision, Lesion, Prediction, Review
+from webapp.cases.models import (
+    Case,
+    CaseStatus,
+    Decision,
+    HeatMap,
+    HeatMapStatus,
+    Lesion,
+    Prediction,
+    Review,
+)
 from webapp.guidance.selectors import guidance_current_all
 from webapp.guidance.serializers import GuidanceSerializer
 from webapp.modelops.selectors import model_version_get_active
@@ -49,6 +58,40 @@ def referral_advice(prediction: Prediction) -> str:
     )
 
 
+def case_heatmap_url(case: Case) -> str:
+    return reverse("api:case-heatmap", kwargs={"public_id": case.public_id})
+
+
+class HeatMapSerializer(serializers.ModelSerializer):
+    """A prediction's Grad-CAM heat map: a transparent PNG at the photo's size, laid over the photo."""
+
+    status_label = serializers.CharField(source="get_status_display")
+    method = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = HeatMap
+        fields = [
+            "status",
+            "status_label",
+            "method",
+            "target_class",
+            "layer",
+            "image_url",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+
+    def get_method(self, heatmap) -> str:
+        return "grad-cam"
+
+    def get_image_url(self, heatmap) -> str | None:
+        if heatmap.status != HeatMapStatus.DONE:
+            return None
+        return case_heatmap_url(heatmap.prediction.case)
+
+
 class PredictionSerializer(serializers.ModelSerializer):
     top_class_name = serializers.SerializerMethodField()
     decision_label = serializers.CharField(source="get_decision_display")
@@ -57,6 +100,7 @@ class PredictionSerializer(serializers.ModelSerializer):
     probabilities = serializers.SerializerMethodField()
     malignant_probability = serializers.SerializerMethodField()
     model_version = serializers.CharField(source="model_version.name")
+    heatmap = serializers.SerializerMethodField()
 
     class Meta:
         model = Prediction
@@ -75,6 +119,7 @@ class PredictionSerializer(serializers.ModelSerializer):
             "engine",
             "latency_ms",
             "created_at",
+            "heatmap",
         ]
 
     def get_top_class_name(self, prediction) -> str:
@@ -90,6 +135,11 @@ class PredictionSerializer(serializers.ModelSerializer):
 
     def get_malignant_probability(self, prediction) -> float:
         return malignant_probability(prediction.probabilities)
+
+    @extend_schema_field(HeatMapSerializer(allow_null=True))
+    def get_heatmap(self, prediction) -> dict | None:
+        heatmap = getattr(prediction, "heatmap", None)
+        return HeatMapSerializer(heatmap).data if heatmap is not None else None
 
     def get_advice(self, prediction) -> str:
         return referral_advice(prediction)

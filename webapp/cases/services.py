@@ -12,6 +12,7 @@ from django.utils import timezone
 from ml.classes import CLASSES
 from ml.referral import Decision as ReferralDecision
 from webapp.accounts.models import Role, User
+from webapp.cases.heatmaps import heatmaps_create
 from webapp.cases.imaging import (
     ImageRejected,
     NormalizedImage,
@@ -31,17 +32,15 @@ from webapp.cases.models import (
     RerunStatus,
     Review,
 )
+from webapp.cases.publishing import cases_publish
 from webapp.cases.selectors import (
-    case_group_name,
     case_visible_to,
     patients_selectable_by,
 )
-from webapp.cases.serializers import CaseSerializer
 from webapp.cases.url_fetch import fetch_url
 from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, app
 from webapp.errors import ApplicationError, Conflict, NotPermitted
-from webapp.live import push_states
-from webapp.metrics import ACCEPT_SECONDS, JOB_STAGE_SECONDS, UPLOADS, timed
+from webapp.metrics import ACCEPT_SECONDS, UPLOADS, timed
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.services.common import ModelOpsError, require_admin
 from webapp.storage import store
@@ -323,6 +322,8 @@ def case_record_predictions(
         )
         outcomes.update({prediction.case_id: prediction for prediction in new})
         transaction.on_commit(lambda: cases_publish(case_ids=done))
+        # After the push: a heat map is never on a result's way to the patient.
+        heatmaps_create(new)
     return outcomes
 
 
@@ -352,20 +353,6 @@ def case_mark_finished_without_result(*, case_id: int, status: str, reason: str)
         _transition(case, status, reason)
         transaction.on_commit(lambda: cases_publish(case_ids=[case_id]))
     return case
-
-
-def cases_publish(*, case_ids: list[int]) -> None:
-    """Push each case's current state to every browser watching it. Best effort: pages also poll."""
-    cases = list(
-        Case.objects.filter(pk__in=case_ids).select_related("lesion", "prediction__model_version")
-    )
-    with timed(JOB_STAGE_SECONDS, "push"):
-        # One serializer context for the batch: the guidance and the active model are read once.
-        states = CaseSerializer(cases, many=True, context={}).data
-        push_states(
-            zip((case_group_name(case) for case in cases), states, strict=True),
-            what=f"case(s) {', '.join(map(str, case_ids))}",
-        )
 
 
 def _normalize(data: bytes) -> NormalizedImage:

@@ -198,7 +198,9 @@ CELERY_TASK_DEFAULT_QUEUE = "inference"
 # time limit plus its longest retry back-off, or a job still waiting would be delivered twice).
 # Training runs last hours: they are acknowledged when they start, never redelivered, and guarded by
 # their database row instead (claimed once, heartbeat, failed by the reaper when their worker dies).
+# Heat maps are Keras work (gradients) that would hold up classification: their own queue and worker.
 CELERY_TASK_ROUTES = {
+    "cases.explain": {"queue": "explain"},
     "cases.*": {"queue": "inference"},
     "modelops.train": {"queue": "training"},
     "modelops.evaluate": {"queue": "training"},
@@ -264,6 +266,8 @@ CLASSIFY_MAX_RETRIES = env_int("CLASSIFY_MAX_RETRIES", 8)
 # A job that has killed its worker this many times is failed with a reason instead of retried forever.
 CLASSIFY_MAX_ATTEMPTS = env_int("CLASSIFY_MAX_ATTEMPTS", 3)
 CLASSIFY_MAX_BACKOFF = 300
+# Make a Grad-CAM heat map for every new prediction (a follow-up job on the "explain" queue).
+HEATMAPS = env_bool("HEATMAPS", True)
 if (
     CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
     <= CLASSIFY_TIME_LIMIT + CLASSIFY_MAX_BACKOFF

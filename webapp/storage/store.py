@@ -58,6 +58,11 @@ def case_result_key(case_public_id, model_version_name: str) -> str:
     return f"{case_results_prefix(case_public_id)}{model_version_name}.json"
 
 
+def case_heatmap_key(case_public_id, model_version_name: str) -> str:
+    # Under the case's results, so deleting the case deletes it too.
+    return f"{case_results_prefix(case_public_id)}{model_version_name}-heatmap.png"
+
+
 def rerun_result_key(rerun_public_id, case_public_id) -> str:
     return f"cases/reruns/{rerun_public_id}/{case_public_id}.json"
 

@@ -30,6 +30,30 @@
     }
   }
 
+  // Red where the evidence for the chosen class was strongest, blue where weak, clear where none.
+  function renderHeatMap(heatmap) {
+    const controls = document.getElementById("heatmap-controls");
+    const toggle = document.getElementById("heatmap-toggle");
+    const overlay = document.getElementById("heatmap-overlay");
+    controls.hidden = !heatmap;
+    if (!heatmap) return;
+    const ready = heatmap.status === "done";
+    toggle.disabled = !ready;
+    if (ready && overlay.getAttribute("src") !== heatmap.image_url) {
+      overlay.src = heatmap.image_url;
+    }
+    overlay.hidden = !(ready && toggle.checked);
+    text("heatmap-status", ready
+      ? "(Grad-CAM for " + heatmap.target_class + ": red = strongest evidence)"
+      : heatmap.status === "failed"
+        ? "— the heat map could not be made: " + heatmap.error
+        : "— the heat map is being made…");
+  }
+
+  document.getElementById("heatmap-toggle").addEventListener("change", (event) => {
+    document.getElementById("heatmap-overlay").hidden = !event.target.checked;
+  });
+
   function render(state) {
     const status = document.getElementById("status");
     status.textContent = state.status_label;
@@ -40,6 +64,7 @@
     const box = document.getElementById("prediction");
     if (!p) {
       box.hidden = true;
+      renderHeatMap(null);
       return;
     }
     // The decision comes first, in plain language; the class and numbers are for the clinician.
@@ -67,6 +92,7 @@
       body.append(tr);
     }
     renderGuidance(p.guidance, p.top_class_name);
+    renderHeatMap(p.heatmap);
     text("model-version", p.model_version);
     text("latency", String(p.latency_ms));
     box.hidden = false;
@@ -76,7 +102,9 @@
     wsPath: root.dataset.wsPath,
     stateUrl: root.dataset.stateUrl,
     initial: JSON.parse(document.getElementById("initial-state").textContent),
-    isFinished: (state) => finished.has(state.status),
+    // A result is followed until its heat map, which comes after it, is made or has failed.
+    isFinished: (state) => finished.has(state.status) &&
+      !(state.prediction && state.prediction.heatmap && state.prediction.heatmap.status === "queued"),
     render: render,
     say: (message) => text("connection", message),
   });
