@@ -7,15 +7,20 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from webapp.cases.heatmaps import heatmap_fail
+from webapp.cases.heatmaps import heatmap_fail, heatmaps_requeue_stuck
 from webapp.cases.models import CaseStatus
-from webapp.cases.services import case_mark_finished_without_result, rerun_record
+from webapp.cases.services import (
+    case_mark_finished_without_result,
+    cases_requeue_stuck,
+    rerun_record,
+)
 from webapp.config.celery import (
     CLASSIFY_TASK,
     EVALUATE_TASK,
     EXPLAIN_TASK,
     IMPORT_TASK,
     REAP_TASK,
+    RECONCILE_TASK,
     RERUN_TASK,
     TRAIN_TASK,
     app,
@@ -184,6 +189,18 @@ def evaluate(version_id: int) -> str:
 @app.task(name=IMPORT_TASK, acks_late=False, time_limit=settings.TRAINING_TIME_LIMIT)
 def import_model(import_id: int) -> str:
     return import_upload(import_id=import_id)
+
+
+@app.task(name=RECONCILE_TASK, acks_late=True, time_limit=120)
+def reconcile() -> dict:
+    """Send again the jobs of cases and heat maps that wait with no message in the broker (beat runs
+    it every REAPER_INTERVAL_SECONDS): after a Redis loss, nothing waits for a human."""
+    return {
+        **cases_requeue_stuck(in_broker=waiting_first_arguments("inference", CLASSIFY_TASK)),
+        "heatmaps": heatmaps_requeue_stuck(
+            in_broker=waiting_first_arguments("explain", EXPLAIN_TASK)
+        ),
+    }
 
 
 @app.task(name=REAP_TASK, acks_late=True, time_limit=120)

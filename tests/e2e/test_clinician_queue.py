@@ -7,9 +7,9 @@ from playwright.sync_api import expect
 from ml.referral import ReferralRule, decide
 from tests.e2e.conftest import chromium
 from tests.factories import PASSWORD, CareAssignmentFactory
-from tests.processes import start_explain_worker, start_web, stop
+from tests.processes import start_explain_worker, start_web, stop, wait_until
 from webapp.cases.imaging import normalize_image
-from webapp.cases.models import Case, Review
+from webapp.cases.models import Case, HeatMap, Review
 from webapp.cases.services import ClassifierAnswer, case_create, case_record_predictions
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.e2e]
@@ -67,14 +67,19 @@ def site(clinic, tmp_path):
         stop(explainer)
 
 
+def signed_in(browser, site: str, user):
+    page = browser.new_page()
+    page.goto(site + "/accounts/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    return page
+
+
 def test_a_clinician_works_through_the_queue(clinic, site):
     clinician, referred = clinic["clinician"], clinic["cases"][1]
     with chromium() as browser:
-        page = browser.new_page()
-        page.goto(site + "/accounts/login/")
-        page.fill("#id_username", clinician.username)
-        page.fill("#id_password", PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        page = signed_in(browser, site, clinician)
         page.get_by_role("link", name="Review queue").click()
         assert "3</strong> of 3 cases wait" in page.locator("#queue-counts").inner_html()
         # The referred melanoma comes first.
@@ -108,3 +113,20 @@ def test_a_clinician_works_through_the_queue(clinic, site):
         assert "2</strong> of 3 cases wait" in page.locator("#queue-counts").inner_html()
     review = Review.objects.get()
     assert (review.case_id, review.diagnosis, review.reviewer) == (referred.pk, "nv", clinician)
+
+
+def test_a_clinician_asks_again_for_a_heat_map_that_failed(clinic, site):
+    clinician, case = clinic["clinician"], clinic["cases"][0]
+    wait_until(
+        lambda: HeatMap.objects.filter(prediction__case=case, status="done").exists(),
+        120,
+        "the first heat map made",
+    )
+    HeatMap.objects.filter(prediction__case=case).update(status="failed", error="worker lost")
+    with chromium() as browser:
+        page = signed_in(browser, site, clinician)
+        page.goto(f"{site}/cases/{case.public_id}/")
+        assert "could not be made: worker lost" in page.locator("#heatmap-status").inner_text()
+        page.get_by_role("button", name="Make the heat map again").click()
+        page.wait_for_selector("#heatmap-toggle:not([disabled])", timeout=120_000)
+    assert HeatMap.objects.get(prediction__case=case).status == "done"

@@ -165,6 +165,23 @@ def test_the_lesion_page_and_api_show_the_timeline_to_who_may_see_it(
         assert theirs.json() == missing.json()
 
 
+def test_a_results_page_shows_its_lesions_timeline_with_itself_marked(login, make_case, patient):
+    first = make_case(patient)
+    second = make_case(patient, lesion=first.lesion)
+    elsewhere = make_case(patient)  # another lesion of the same patient
+    classify(first, BENIGN)
+    classify(second, WORSE)
+
+    html = login(patient).get(reverse("cases:results", args=[second.public_id])).content.decode()
+
+    timeline = html[html.index('id="lesion-timeline"') :]
+    assert 'id="malignant-trend"' in timeline
+    assert str(first.public_id) in timeline and str(elsewhere.public_id) not in timeline
+    assert timeline.count('aria-current="true"') == 1
+    marked = timeline[timeline.index('aria-current="true"') :]
+    assert str(second.public_id) in marked[: marked.index("</li>")]
+
+
 def test_lesion_lists_are_scoped_to_the_caller(login, make_case, patient, other_patient):
     mine = make_case(patient).lesion
     make_case(patient, lesion=mine)

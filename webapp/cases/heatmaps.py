@@ -10,7 +10,7 @@ from django.utils import timezone
 from webapp.accounts.models import User
 from webapp.cases.models import Case, CaseStatus, HeatMap, HeatMapStatus, Prediction
 from webapp.cases.publishing import cases_publish
-from webapp.config.celery import EXPLAIN_TASK, app
+from webapp.config.celery import EXPLAIN_TASK, send_quietly
 from webapp.errors import ApplicationError, Conflict, NotPermitted
 
 logger = logging.getLogger(__name__)
@@ -18,8 +18,8 @@ logger = logging.getLogger(__name__)
 ERROR_MAX = 500
 
 
-def explain_enqueue(heatmap_id: int) -> None:
-    app.send_task(EXPLAIN_TASK, args=[heatmap_id], queue="explain")
+def explain_enqueue(heatmap_id: int) -> bool:
+    return send_quietly(EXPLAIN_TASK, heatmap_id, queue="explain")
 
 
 def _enqueue_after_commit(heatmaps: list[HeatMap]) -> None:
@@ -37,6 +37,19 @@ def heatmaps_create(predictions: list[Prediction]) -> None:
         for prediction in predictions
     )
     _enqueue_after_commit(created)
+
+
+def heatmaps_requeue_stuck(*, in_broker: set[int]) -> int:
+    """The reconciler's pass over heat maps: send again those queued for `CASE_REQUEUE_AFTER` seconds
+    whose job the broker no longer holds."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.CASE_REQUEUE_AFTER)
+    ids = HeatMap.objects.filter(status=HeatMapStatus.QUEUED, created_at__lte=cutoff).values_list(
+        "pk", flat=True
+    )
+    lost = [heatmap_id for heatmap_id in ids if heatmap_id not in in_broker]
+    for heatmap_id in lost:
+        explain_enqueue(heatmap_id)
+    return len(lost)
 
 
 def heatmap_request(*, case: Case, by: User) -> HeatMap:

@@ -38,10 +38,11 @@ from webapp.cases.selectors import (
     patients_selectable_by,
 )
 from webapp.cases.url_fetch import fetch_url
-from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, app
+from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, app, send_quietly
 from webapp.errors import ApplicationError, Conflict, NotPermitted
 from webapp.metrics import ACCEPT_SECONDS, UPLOADS, timed
 from webapp.modelops.models import ModelVersion
+from webapp.modelops.selectors import model_version_get_active
 from webapp.modelops.services.common import ModelOpsError, require_admin
 from webapp.storage import store
 
@@ -62,9 +63,12 @@ class CaseCreated:
     created: bool  # False when an idempotency key replayed an earlier submission
 
 
-def classify_enqueue(case_id: int) -> None:
+def classify_enqueue(case_id: int) -> bool:
+    """Send the case's job; False when the broker cannot take it. After a commit that is not the caller's
+    failure: the case stays queued and the reconciler (`cases.reconcile`) sends it once the broker is back,
+    so an upload is never answered with an error after its case was saved."""
     # By id only: the task re-reads the row, so no ORM object or image ever travels through the broker.
-    app.send_task(CLASSIFY_TASK, args=[case_id], queue="inference")
+    return send_quietly(CLASSIFY_TASK, case_id, queue="inference")
 
 
 def _check_may_upload_for(uploaded_by: User, patient: User) -> None:
@@ -251,6 +255,34 @@ def case_enqueue_waiting(*, older_than_seconds: int = 0) -> int:
     for case_id in ids:
         classify_enqueue(case_id)
     return len(ids)
+
+
+def cases_requeue_stuck(*, in_broker: set[int]) -> dict[str, int]:
+    """The reconciler's pass over cases: send again every case whose job the broker no longer holds
+    (lost with a restarted Redis, or never sent while it was down): queued for `CASE_REQUEUE_AFTER`
+    seconds, or running past its hard time limit plus that delay (its worker died with the message).
+    Queued cases wait without a message while no model is active; activation sends them."""
+    now = timezone.now()
+    after = timezone.timedelta(seconds=settings.CASE_REQUEUE_AFTER)
+    stuck = {"queued": [], "running": []}
+    if model_version_get_active() is not None:
+        stuck["queued"] = Case.objects.filter(
+            status=CaseStatus.QUEUED, created_at__lte=now - after
+        ).values_list("pk", flat=True)
+    stuck["running"] = Case.objects.filter(
+        status=CaseStatus.RUNNING,
+        started_at__lte=now - after - timezone.timedelta(seconds=settings.CLASSIFY_TIME_LIMIT),
+    ).values_list("pk", flat=True)
+    sent = {}
+    for state, ids in stuck.items():
+        lost = [case_id for case_id in ids if case_id not in in_broker]
+        for case_id in lost:
+            logger.warning(
+                "case %s was %s with no job in the broker: sending it again", case_id, state
+            )
+            classify_enqueue(case_id)
+        sent[state] = len(lost)
+    return sent
 
 
 def case_claim_for_classification(*, case_id: int) -> Case | None:

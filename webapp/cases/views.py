@@ -103,12 +103,12 @@ def lesions(request):
 @require_GET
 def lesion(request, public_id):
     found = lesion_get_for_user(user=request.user, public_id=public_id)
-    timeline = LesionSerializer(found).data
-    return render(
-        request,
-        "cases/lesion.html",
-        {"lesion": found, "timeline": timeline, "trend": malignant_trend(timeline["visits"])},
-    )
+    return render(request, "cases/lesion.html", {"lesion": found, **_timeline(found)})
+
+
+def _timeline(lesion) -> dict:
+    timeline = LesionSerializer(lesion).data
+    return {"timeline": timeline, "trend": malignant_trend(timeline["visits"])}
 
 
 @login_required
@@ -125,6 +125,8 @@ def results(request, public_id):
             "reviews": list(case_reviews(case)),
             "review_form": ReviewForm() if may_review else None,
             "may_delete": request.user.pk == case.lesion.patient_id or request.user.is_admin_role,
+            "current_case": str(case.public_id),
+            **_timeline(lesion_get_for_user(user=request.user, public_id=case.lesion.public_id)),
         },
     )
 

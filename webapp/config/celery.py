@@ -1,8 +1,11 @@
 """The Celery application. The web process uses it only to enqueue tasks by name; `workers/` registers them."""
 
+import logging
 import os
 
 from celery import Celery
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.config.settings")
 
@@ -16,3 +19,17 @@ EVALUATE_TASK = "modelops.evaluate"
 REAP_TASK = "modelops.reap_stale_runs"
 IMPORT_TASK = "modelops.import_model"
 EXPLAIN_TASK = "cases.explain"
+RECONCILE_TASK = "cases.reconcile"
+
+logger = logging.getLogger(__name__)
+
+
+def send_quietly(task_name: str, *args, queue: str) -> bool:
+    """Enqueue a job whose row is already committed; False (logged) when the broker is unreachable,
+    for the reconciler to send later. Never raises for a broker outage: the caller's work is saved."""
+    try:
+        app.send_task(task_name, args=list(args), queue=queue)
+    except (OperationalError, RedisError, OSError) as exc:
+        logger.warning("broker unreachable, %s%s not sent now: %s", task_name, list(args), exc)
+        return False
+    return True

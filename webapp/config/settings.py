@@ -298,9 +298,16 @@ PROMOTION_MAX_DROP = float(os.environ.get("PROMOTION_MAX_DROP", "0.02"))
 # Largest model file an admin may upload for import (DenseNet169 bundles are about 60 MB).
 MODEL_IMPORT_MAX_BYTES = env_int("MODEL_IMPORT_MAX_BYTES", 1024 * 1024 * 1024)
 REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 60)
+# The reconciler sends again the jobs of cases and heat maps stuck this long with no message in the broker
+# (lost with a restarted Redis, or not sent while it was down).
+CASE_REQUEUE_AFTER = env_int("CASE_REQUEUE_AFTER", 120)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-training-runs": {
         "task": "modelops.reap_stale_runs",
+        "schedule": REAPER_INTERVAL_SECONDS,
+    },
+    "reconcile-cases": {
+        "task": "cases.reconcile",
         "schedule": REAPER_INTERVAL_SECONDS,
     },
 }

@@ -48,7 +48,26 @@
       : heatmap.status === "failed"
         ? "— the heat map could not be made: " + heatmap.error
         : "— the heat map is being made…");
+    document.getElementById("heatmap-retry").hidden =
+      !(heatmap.status === "failed" && root.dataset.mayRequestHeatmap === "yes");
   }
+
+  // Clinicians ask again for a heat map that failed (the API answers 202 and queues it).
+  document.getElementById("heatmap-retry").addEventListener("click", async (event) => {
+    event.target.disabled = true;
+    const token = document.querySelector("[name=csrfmiddlewaretoken]");
+    const response = await fetch(root.dataset.heatmapUrl, {
+      method: "POST",
+      headers: { "X-CSRFToken": token ? token.value : "" },
+      credentials: "same-origin",
+    });
+    if (response.status === 202) {
+      location.reload();
+    } else {
+      text("heatmap-status", "— could not ask for it again (" + response.status + ")");
+      event.target.disabled = false;
+    }
+  });
 
   document.getElementById("heatmap-toggle").addEventListener("change", (event) => {
     document.getElementById("heatmap-overlay").hidden = !event.target.checked;
