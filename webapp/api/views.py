@@ -9,12 +9,12 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from ml.classes import CLASSES
 from webapp.api.permissions import IsClinicianOrAdmin
 from webapp.api.serializers import CaseUploadSerializer, ReviewQueuePageSerializer
+from webapp.api.throttles import UploadRateThrottle
 from webapp.cases.exports import case_fhir_bundle, case_json
 from webapp.cases.forms import ReviewQueueFilter
 from webapp.cases.heatmaps import heatmap_request
@@ -45,10 +45,7 @@ class CaseListCreateView(GenericAPIView):
     serializer_class = CaseSerializer
 
     def get_throttles(self):
-        if self.request.method == "POST":
-            self.throttle_scope = "uploads"
-            return [ScopedRateThrottle()]
-        return []
+        return [UploadRateThrottle()] if self.request.method == "POST" else []
 
     def get_queryset(self):
         return case_visible_to(self.request.user)

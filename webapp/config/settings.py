@@ -179,6 +179,15 @@ CHANNEL_LAYERS = {
 }
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
+# One cache for every web process (the API's upload throttle counts there: a per-process cache would
+# multiply each limit by the number of processes).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("CACHE_REDIS_URL", REDIS_URL),
+        "KEY_PREFIX": "skinsight-cache",
+    }
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -323,7 +332,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_RATES": {"uploads": os.environ.get("UPLOAD_RATE", "60/hour")},
+    # Uploads through the API per user: patients UPLOAD_RATE, clinicians and admins (who upload for
+    # many patients) UPLOAD_RATE_CLINICIAN; over it, 429 with Retry-After.
+    "DEFAULT_THROTTLE_RATES": {
+        "uploads": os.environ.get("UPLOAD_RATE", "60/hour"),
+        "clinician_uploads": os.environ.get("UPLOAD_RATE_CLINICIAN", "1000/hour"),
+    },
     "EXCEPTION_HANDLER": "webapp.api.exceptions.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
