@@ -189,6 +189,29 @@ def test_large_photo_is_downscaled_not_refused():
     assert_clean(result)
 
 
+@pytest.mark.parametrize(("width", "height"), [(9000, 6700), (12000, 9000), (16320, 12240)])
+def test_phone_photos_of_60_108_and_200_megapixels_are_scaled_down_not_refused(width, height):
+    data = samples.large_photo_jpeg(width, height)
+    assert len(data) <= LIMITS["max_bytes"]
+    result = normalize(data, max_jpeg_pixels=256_000_000)
+    assert (result.original_width, result.original_height) == (width, height)
+    assert result.width == 2048
+    assert result.height == round(height * 2048 / width)
+    assert_clean(result)
+
+
+def test_a_jpeg_beyond_what_its_reduced_decoding_can_bring_down_is_refused():
+    data = samples.jpeg(samples.photo(100, 100))
+    # Declared size over the JPEG limit:
+    with pytest.raises(ImageRejected, match=r"100×100 pixels; the limit is 0\.005 megapixels"):  # noqa: RUF001
+        normalize(data, max_jpeg_pixels=5_000)
+    # Small enough to need no scaling, so decoded at full size, over the memory bound:
+    with pytest.raises(ImageRejected, match=r"100×100 pixels; the limit is 0\.005 megapixels"):  # noqa: RUF001
+        normalize(data, max_pixels=5_000, max_side=4096)
+    # Decoded at 1/8 scale (13 x 13) for a 12-pixel result: within the bound.
+    assert normalize(data, max_pixels=5_000, max_side=12).width == 12
+
+
 def test_large_portrait_png_keeps_its_aspect_ratio():
     image = samples.photo(300, 200, seed=4).resize((1500, 3000), Image.Resampling.BILINEAR)
     result = normalize(samples.png(image), max_side=1000)

@@ -201,14 +201,22 @@ def _rejection_for(kind: str | None) -> str:
 
 
 def normalize_image(
-    data: bytes, *, max_bytes: int, max_pixels: int, max_side: int
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    max_side: int,
+    max_jpeg_pixels: int | None = None,
 ) -> NormalizedImage:
     """Check ``data`` and return the upright, metadata-free RGB copy to store.
 
     Raises :class:`ImageRejected` for anything that is not a single-frame JPEG, PNG or WebP that
     decodes completely within the size limits. Images larger than ``max_side`` on their long side
-    are scaled down, not refused; images with more than ``max_pixels`` pixels are refused before
-    any pixel is decoded.
+    are scaled down, not refused. ``max_pixels`` bounds what is decoded into memory, checked before
+    any pixel is: a PNG or WebP above it is refused, while a JPEG is decoded at 1/2, 1/4 or 1/8
+    scale when that is still at least the final size, so a phone's 50, 108 or 200-megapixel photo
+    is scaled down, not refused, up to ``max_jpeg_pixels`` declared (default: 64 x ``max_pixels``,
+    what the 1/8 scale can bring back under ``max_pixels``).
     """
     if not data:
         raise ImageRejected("The file is empty.")
@@ -233,7 +241,9 @@ def normalize_image(
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            rgb, original_size = _decode_to_rgb(data, kind, label, max_pixels, max_side)
+            rgb, original_size = _decode_to_rgb(
+                data, kind, label, max_pixels, max_side, max_jpeg_pixels or 64 * max_pixels
+            )
         except ImageRejected:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -261,20 +271,30 @@ def normalize_image(
     )
 
 
-def _decode_to_rgb(
-    data: bytes, kind: str, label: str, max_pixels: int, max_side: int
-) -> tuple[Image.Image, tuple[int, int]]:
+def _open(data: bytes, kind: str) -> Image.Image:
     # Only the plugin for the sniffed format may parse the bytes: a file that starts like a PNG
     # is never handed to the TIFF or EPS decoder.
-    with Image.open(io.BytesIO(data), formats=[kind]) as im:
+    if kind == "JPEG":
+        # The JPEG header parser alone, without Image.open's bomb check on the declared size: a
+        # 200-megapixel JPEG is decoded at 1/8 scale, so its declared size is not what it costs.
+        # Our own checks in _decode_to_rgb guard it instead.
+        factory, _accept = Image.OPEN[kind]
+        return factory(io.BytesIO(data))
+    return Image.open(io.BytesIO(data), formats=[kind])
+
+
+def _decode_to_rgb(
+    data: bytes, kind: str, label: str, max_pixels: int, max_side: int, max_jpeg_pixels: int
+) -> tuple[Image.Image, tuple[int, int]]:
+    with _open(data, kind) as im:
         if im.format not in (kind, "MPO"):
             raise ImageRejected(_rejection_for(im.format))
         width, height = im.size
         # Declared dimensions are known from the header alone: refuse bombs before decoding.
         if width < 1 or height < 1:
             raise ImageRejected(f"The {label} file is truncated or corrupt.")
-        if width * height > max_pixels:
-            raise ImageRejected(_too_many_pixels((width, height), max_pixels))
+        if kind == "JPEG" and width * height > max_jpeg_pixels:
+            raise ImageRejected(_too_many_pixels((width, height), max_jpeg_pixels))
         # Multi-picture JPEGs (MPO) from cameras carry a preview or depth map as extra frames;
         # the first frame is the photo. Anything else with frames is an animation.
         if im.format != "MPO" and getattr(im, "n_frames", 1) > 1:
@@ -284,6 +304,9 @@ def _decode_to_rgb(
             # final size on both sides: a 48-megapixel photo then costs a quarter of the memory
             # and LANCZOS still does the last step, so quality is unchanged.
             im.draft(im.mode, _fitted_size((width, height), max_side))
+        # What will be decoded (a JPEG at its draft scale) must fit the memory bound.
+        if im.size[0] * im.size[1] > max_pixels:
+            raise ImageRejected(_too_many_pixels((width, height), max_pixels))
         im.load()
         orientation = _orientation(im)
         # Every step below makes a new image when it changes anything; work inside the `with`

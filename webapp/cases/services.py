@@ -395,6 +395,7 @@ def _normalize(data: bytes) -> NormalizedImage:
                 max_bytes=settings.UPLOAD_MAX_BYTES,
                 max_pixels=settings.UPLOAD_MAX_PIXELS,
                 max_side=settings.UPLOAD_MAX_SIDE,
+                max_jpeg_pixels=settings.UPLOAD_MAX_JPEG_PIXELS,
             )
         if image.quality_problems and settings.UPLOAD_QUALITY_GATE:
             # A retake is better than a guess: nothing is stored for a photo that cannot be judged.

@@ -239,6 +239,9 @@ STORAGES = {
 # --- Uploads -----------------------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000)
+# A JPEG is decoded at up to 1/8 scale, so its declared size may be larger: phones take 50, 108 and
+# 200-megapixel photos, and a 256-megapixel one decodes to at most 4 megapixels here.
+UPLOAD_MAX_JPEG_PIXELS = env_int("UPLOAD_MAX_JPEG_PIXELS", 256_000_000)
 UPLOAD_MAX_SIDE = env_int("UPLOAD_MAX_SIDE", 2048)
 # Refuse photos too small, dark, washed out, blurred or unlike skin, asking for a retake
 # (webapp/cases/quality.py). A deployment that screens photos itself may turn it off.
