@@ -3,6 +3,7 @@
 Starts what is not configured (SQLite is Django's; Valkey for Redis; SeaweedFS for S3), migrates, creates the
 admin account once, starts the Celery workers (inference, training) and scheduler and the ASGI web server,
 trains and activates a first model through the training queue when DATASET_DIR is set and no model is active,
+writes the services' addresses to var/run.env for manage.py in another terminal,
 and stops everything cleanly on Ctrl-C.
 """
 
@@ -25,6 +26,7 @@ from deploy.local_services import (
     stop_process,
     wait_for_port,
 )
+from deploy.run_env import remove_run_env, write_run_env
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = Path(os.environ.get("SKINSIGHT_VAR_DIR", ROOT / "var"))
@@ -169,6 +171,7 @@ def main() -> int:
     signal.signal(signal.SIGHUP, on_signal)
     try:
         supervisor.start_services()
+        write_run_env()
         supervisor.prepare_database()
         supervisor.start_workers()
         url = supervisor.start_web()
@@ -179,6 +182,7 @@ def main() -> int:
         return 0
     finally:
         supervisor.stop()
+        remove_run_env()
 
 
 if __name__ == "__main__":

@@ -40,6 +40,21 @@ def start(tmp_path, dataset_dir, log_name):
     return process, log
 
 
+def env_value(key: str) -> str:
+    return service_env()[key]
+
+
+def second_shell(tmp_path) -> str:
+    env = {k: v for k, v in service_env().items() if not k.startswith(("S3_", "REDIS_"))}
+    env["SKINSIGHT_VAR_DIR"] = str(tmp_path / "var")
+    probe = "from django.conf import settings; print(settings.S3_ENDPOINT_URL, settings.REDIS_URL)"
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", probe],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    return done.stdout.strip().splitlines()[-1]
+
+
 def finish(process) -> None:
     process.send_signal(signal.SIGTERM)
     process.wait(90)
@@ -51,8 +66,11 @@ def test_first_start_trains_through_the_queue_and_a_second_start_keeps_the_model
     process, log = start(tmp_path, training_dataset_dir, "first.log")
     try:
         wait_until(lambda: "first model: " in log.read_text(), 300, "the first model", log)
+        # A command typed in a second terminal, without make run's environment, reaches its services.
+        assert second_shell(tmp_path) == f"{env_value('S3_ENDPOINT_URL')} {env_value('REDIS_URL')}"
     finally:
         finish(process)
+    assert not (tmp_path / "var" / "run.env").exists()
     text = log.read_text()
     assert "first model: done" in text, text[-3000:]
     active = ModelVersion.objects.get(status=ModelStatus.ACTIVE)
