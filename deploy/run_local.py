@@ -1,7 +1,7 @@
 """`make run`: the whole portal on one machine.
 
 Starts what is not configured (SQLite is Django's; Valkey for Redis; SeaweedFS for S3), migrates, creates the
-admin account once, starts the Celery workers (inference, training) and scheduler and the ASGI web server,
+admin account once, starts the Celery workers (inference, heat maps, training) and scheduler and the ASGI web server,
 trains and activates a first model through the training queue when DATASET_DIR is set and no model is active,
 writes the services' addresses to var/run.env for manage.py in another terminal,
 and stops everything cleanly on Ctrl-C.

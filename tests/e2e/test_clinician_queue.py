@@ -98,11 +98,8 @@ def test_a_clinician_works_through_the_queue(clinic, site):
         page.wait_for_selector("#heatmap-toggle:not([disabled])", timeout=120_000)
         page.check("#heatmap-toggle")
         expect(overlay).to_be_visible()  # once the photo under it has loaded
-        page.wait_for_function(
-            "document.getElementById('heatmap-overlay').naturalWidth > 0", timeout=10_000
-        )
-        size = overlay.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-        assert size == [referred.image_width, referred.image_height]
+        expect(overlay).to_have_js_property("naturalWidth", referred.image_width)
+        expect(overlay).to_have_js_property("naturalHeight", referred.image_height)
         assert "Grad-CAM for mel" in page.locator("#heatmap-status").inner_text()
         page.select_option("#id_diagnosis", "nv")
         page.fill("#id_notes", "regular network, benign on dermoscopy")

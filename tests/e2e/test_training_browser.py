@@ -1,6 +1,9 @@
 """An admin in a real browser starts a training run and watches its progress arrive without reloading."""
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import chromium
 from tests.factories import PASSWORD
@@ -41,20 +44,17 @@ def test_admin_starts_a_run_and_watches_it_train(stack, browser, tmp_path):
     page.wait_for_url("**/modelops/runs/*/")
     assert page.locator("#status").inner_text() == "Queued"
     page.evaluate("window.__noReload = true")
-    page.wait_for_function("document.getElementById('connection').textContent.includes('Live')")
+    # Playwright's expect polls from outside the page: the page's CSP forbids evaluating strings.
+    expect(page.locator("#connection")).to_contain_text("Live")
 
     # The worker starts only now: everything below can only arrive by push (or the poll fallback).
     worker = start_training_worker(tmp_path / "training.log")
     try:
-        page.wait_for_function(
-            "/^\\d+ \\/ \\d+$/.test(document.getElementById('batch').textContent)", timeout=180_000
-        )
+        expect(page.locator("#batch")).to_have_text(re.compile(r"^\d+ / \d+$"), timeout=180_000)
         assert page.locator("#phase").inner_text().startswith("phase 1 of 1")
         page.wait_for_selector("#loss-chart polyline.batch", timeout=60_000)
         page.wait_for_selector("#accuracy-chart circle.val", timeout=120_000)
-        page.wait_for_function(
-            "document.getElementById('status').textContent === 'Succeeded'", timeout=180_000
-        )
+        expect(page.locator("#status")).to_have_text("Succeeded", timeout=180_000)
     finally:
         stop(worker)
     assert page.evaluate("window.__noReload === true")

@@ -6,8 +6,11 @@ import hashlib
 import io
 import random
 import struct
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -451,3 +454,21 @@ def test_fuzzed_file_is_normalized_or_rejected(seed):
         assert max(result.width, result.height) <= 512
         assert_clean(result)
     assert time.monotonic() - started < 5
+
+
+def test_a_fresh_process_decodes_a_jpeg(tmp_path):
+    # The JPEG header parser is looked up in Pillow's plugin table, which Pillow fills lazily:
+    # in a web process that has opened no image yet, a lookup without registering it failed.
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(samples.jpeg(samples.photo(64, 48)))
+    code = (
+        "import sys; from webapp.cases.imaging import normalize_image; "
+        "r = normalize_image(open(sys.argv[1], 'rb').read(), max_bytes=10**7, "
+        "max_pixels=10**7, max_side=512); print(r.width, r.height)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(photo)],
+        capture_output=True, text=True, timeout=60, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert done.stdout.split() == ["64", "48"]

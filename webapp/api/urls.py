@@ -1,13 +1,12 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from webapp.api import guidance, modelops, views
 
 app_name = "api"
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="token"),
+    path("auth/token/", views.TokenView.as_view(), name="token"),
     path("cases/", views.CaseListCreateView.as_view(), name="case-list"),
     path("cases/<uuid:public_id>/", views.CaseDetailView.as_view(), name="case-detail"),
     path("cases/<uuid:public_id>/image/", views.CaseImageView.as_view(), name="case-image"),

@@ -4,7 +4,8 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -12,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ml.classes import CLASSES
+from webapp.accounts.forms import throttled_message
+from webapp.accounts.login_throttle import client_address, login_failed, login_succeeded, login_wait
 from webapp.api.permissions import IsClinicianOrAdmin
 from webapp.api.serializers import CaseUploadSerializer, ReviewQueuePageSerializer
 from webapp.api.throttles import UploadRateThrottle
@@ -38,6 +41,25 @@ from webapp.cases.serializers import (
 )
 from webapp.cases.services import case_delete, case_upload, review_create
 from webapp.storage.responses import private_object_response
+
+
+class TokenView(ObtainAuthToken):
+    """A token for a username and password; failed tries are throttled like the sign-in page's
+    (429 with Retry-After while the account or address must wait)."""
+
+    def post(self, request, *args, **kwargs):
+        username = str(request.data.get("username", ""))
+        address = client_address(request)
+        wait = login_wait(username, address)
+        if wait:
+            raise Throttled(wait=wait, detail=throttled_message(wait))
+        try:
+            response = super().post(request, *args, **kwargs)
+        except ValidationError:
+            login_failed(username, address)
+            raise
+        login_succeeded(username)
+        return response
 
 
 class CaseListCreateView(GenericAPIView):

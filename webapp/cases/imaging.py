@@ -278,6 +278,7 @@ def _open(data: bytes, kind: str) -> Image.Image:
         # The JPEG header parser alone, without Image.open's bomb check on the declared size: a
         # 200-megapixel JPEG is decoded at 1/8 scale, so its declared size is not what it costs.
         # Our own checks in _decode_to_rgb guard it instead.
+        Image.preinit()  # registers the JPEG plugin (Image.open does this itself)
         factory, _accept = Image.OPEN[kind]
         return factory(io.BytesIO(data))
     return Image.open(io.BytesIO(data), formats=[kind])
@@ -324,6 +325,7 @@ def _declared_size(data: bytes, kind: str) -> tuple[int, int] | None:
     # Only reached when Pillow's own bomb check fired inside Image.open, before we could read
     # .size: run the format's header parser alone (no pixel is decoded) to name the size.
     try:
+        Image.init()
         factory, _accept = Image.OPEN[kind]
         return tuple(factory(io.BytesIO(data)).size)
     except Exception:
