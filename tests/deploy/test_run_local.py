@@ -1,6 +1,7 @@
 """`make run` as a new user meets it: a first start with DATASET_DIR trains a model through the training
 queue and activates it; a second start keeps that model and trains nothing."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,8 +19,10 @@ TRAIN_ARGS = (
 )
 
 
-def start(tmp_path, dataset_dir, log_name):
+def start(tmp_path, dataset_dir, log_name, own_s3: bool = False):
     env = service_env()
+    if own_s3:  # make run starts its own SeaweedFS, as for a new user
+        env = {k: v for k, v in env.items() if not k.startswith("S3_")}
     env.update(
         SKINSIGHT_VAR_DIR=str(tmp_path / "var"),
         PORT=str(free_port()),
@@ -56,8 +59,9 @@ def second_shell(tmp_path) -> str:
 
 
 def finish(process) -> None:
-    process.send_signal(signal.SIGTERM)
-    process.wait(90)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(90)
 
 
 def test_first_start_trains_through_the_queue_and_a_second_start_keeps_the_model(
@@ -78,11 +82,16 @@ def test_first_start_trains_through_the_queue_and_a_second_start_keeps_the_model
     assert ModelEvent.objects.get().reason.startswith("first model")
     assert "stopped training worker" in text
 
-    process, log = start(tmp_path, training_dataset_dir, "second.log")
+    process, log = start(tmp_path, training_dataset_dir, "second.log", own_s3=True)
     try:
         wait_until(lambda: "keeping the active model" in log.read_text(), 180, "a start", log)
+        # A service it started dies: the portal stops, saying why, instead of serving errors.
+        weed = int((tmp_path / "var" / "seaweedfs" / "weed.pid").read_text())
+        os.kill(weed, signal.SIGKILL)
+        assert process.wait(60) == 1
     finally:
         finish(process)
+    assert "SeaweedFS stopped unexpectedly; shutting everything down" in log.read_text()
     assert TrainingRun.objects.count() == 1
     assert ModelVersion.objects.get(status=ModelStatus.ACTIVE) == active
     assert "trains one from" not in log.read_text()
