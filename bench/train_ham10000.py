@@ -177,6 +177,7 @@ def main(argv=None) -> int:
         "throughput": throughput,
         "temperature": manifest.get("calibration_temperature"),
         "metrics": metrics,
+        "referral_rule": (manifest.get("decision_thresholds") or {}).get("refer"),
         **run_details(training),
     }
     result["decision_rule"] = analyse_decision_rule(out / "report", split)
@@ -324,6 +325,30 @@ def render_markdown(result: dict, name: str) -> str:
             f"{plain['balanced_accuracy']:.3f} | {fmt(plain['melanoma_sensitivity'])} |",
             f"| tau {rule['tau_chosen_on_validation']:g} | {shifted['accuracy']:.3f} | "
             f"{shifted['balanced_accuracy']:.3f} | {fmt(shifted['melanoma_sensitivity'])} |",
+        ]
+    referral, chosen = m.get("referral"), result.get("referral_rule")
+    if referral and chosen:
+        val = chosen["validation"]
+        lines += [
+            "",
+            f"Referral rule (`ml.referral`, recorded in the bundle): refer when P(mel) + P(bcc) + "
+            f"P(akiec) >= {chosen['malignant_threshold']:.3f} (chosen on validation for "
+            f"{chosen['target_melanoma_sensitivity']:.0%} melanoma sensitivity plus a "
+            f"{chosen['margin'] * 100:.0f}-point margin) or the top class is below "
+            f"{chosen['min_confidence']:.0%}.",
+            "",
+            "| referral (share of photos referred) | validation | test (held out) |",
+            "|---|---|---|",
+            *(
+                f"| {label} | {val[key]:.3f} | {referral[key]:.3f} |"
+                for key, label in (
+                    ("melanoma_sensitivity", f"melanomas ({referral['melanomas']} on test)"),
+                    ("malignant_sensitivity", "malignant photos (mel, bcc, akiec)"),
+                    ("benign_referral_rate", "benign photos"),
+                    ("referral_rate", "all photos"),
+                    ("referred_as_unsure", "referred only as unsure"),
+                )
+            ),
         ]
     lines += [
         "",

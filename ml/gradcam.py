@@ -118,12 +118,13 @@ def upsample(grid: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def overlay_png(grid: np.ndarray, width: int, height: int) -> bytes:
     """A transparent PNG of the heat map at the photo's size, to lay over it: hot is red and opaque,
-    cold is blue and fading, below ``TRANSPARENT_BELOW`` nothing."""
+    cold is blue and faint, below ``TRANSPARENT_BELOW`` nothing."""
     heat = upsample(grid, width, height)
     rgba = np.empty((height, width, 4), dtype=np.uint8)
     for channel in range(3):
         rgba[..., channel] = np.interp(heat, _RAMP_STOPS, _RAMP_COLOURS[:, channel])
-    alpha = np.where(heat < TRANSPARENT_BELOW, 0.0, heat * OVERLAY_OPACITY)
+    # Opacity rises from nothing at TRANSPARENT_BELOW, so the map has no hard edge.
+    alpha = np.clip((heat - TRANSPARENT_BELOW) / (1 - TRANSPARENT_BELOW), 0, 1) * OVERLAY_OPACITY
     rgba[..., 3] = np.rint(alpha * 255)
     out = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(out, format="PNG", optimize=False)
