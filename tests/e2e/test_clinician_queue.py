@@ -101,6 +101,8 @@ def test_a_clinician_works_through_the_queue(clinic, site):
         expect(overlay).to_have_js_property("naturalWidth", referred.image_width)
         expect(overlay).to_have_js_property("naturalHeight", referred.image_height)
         assert "Grad-CAM for mel" in page.locator("#heatmap-status").inner_text()
+        # Only a failed heat map offers to be made again.
+        expect(page.get_by_role("button", name="Make the heat map again")).to_be_hidden()
         page.select_option("#id_diagnosis", "nv")
         page.fill("#id_notes", "regular network, benign on dermoscopy")
         page.get_by_role("button", name="Record my review").click()
