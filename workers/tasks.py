@@ -7,13 +7,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from webapp.cases.heatmaps import heatmap_fail, heatmaps_requeue_stuck
+from webapp.cases.heatmaps import heatmap_fail
 from webapp.cases.models import CaseStatus
 from webapp.cases.services import (
     case_mark_finished_without_result,
-    cases_requeue_stuck,
     rerun_record,
 )
+from webapp.config.broker import waiting_first_arguments
 from webapp.config.celery import (
     CLASSIFY_TASK,
     EVALUATE_TASK,
@@ -28,9 +28,9 @@ from webapp.config.celery import (
 from webapp.metrics import JOBS
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.services.runs import training_runs_reap_stale
+from webapp.reconcile import reconcile_jobs
 from webapp.storage.store import StorageUnavailable
 from workers.batching import Job, MicroBatchTask
-from workers.broker import waiting_first_arguments
 from workers.evaluation import evaluate_version
 from workers.explain import explain_heatmap
 from workers.imports import import_upload
@@ -103,7 +103,7 @@ class Classify(MicroBatchTask):
             return "retrying"
         if isinstance(outcome, ModelUnavailable):
             # The model, not the photo, is at fault: the case stays queued, never run by another
-            # model; a good bundle's activation or `requeue_waiting` hands it out again.
+            # model; a good bundle's activation or the reconciler hands it out again.
             logger.error("case %s waits: the active model is unusable: %s", case_id, outcome)
             return WAITING_FOR_MODEL
         logger.error("case %s failed after %s retries: %s", case_id, job.retries, outcome)
@@ -195,12 +195,7 @@ def import_model(import_id: int) -> str:
 def reconcile() -> dict:
     """Send again the jobs of cases and heat maps that wait with no message in the broker (beat runs
     it every REAPER_INTERVAL_SECONDS): after a Redis loss, nothing waits for a human."""
-    return {
-        **cases_requeue_stuck(in_broker=waiting_first_arguments("inference", CLASSIFY_TASK)),
-        "heatmaps": heatmaps_requeue_stuck(
-            in_broker=waiting_first_arguments("explain", EXPLAIN_TASK)
-        ),
-    }
+    return reconcile_jobs()
 
 
 @app.task(name=REAP_TASK, acks_late=True, time_limit=120)

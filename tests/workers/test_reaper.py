@@ -9,10 +9,10 @@ import redis
 from django.utils import timezone
 
 from tests.conftest import TINY_RUN_OPTIONS
+from webapp.config.broker import waiting_first_arguments
 from webapp.config.celery import TRAIN_TASK
 from webapp.modelops.models import RunStatus, TrainingRun
 from webapp.modelops.services.runs import training_run_create
-from workers.broker import waiting_first_arguments
 from workers.tasks import reap_stale_runs
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -2,24 +2,36 @@
 down is accepted (its case saved and queued), never answered with an error after the commit."""
 
 import datetime
+import io
 
 import pytest
 import redis
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from tests.factories import UserFactory
+from tests.factories import AdminFactory, UserFactory
 from tests.images import jpeg_bytes
 from tests.webapp.test_access_control import api_client
-from webapp.cases.models import Case, CaseStatus, HeatMap, Prediction
+from webapp.cases.models import Case, CaseStatus, HeatMap, Prediction, Rerun, RerunResult
 from webapp.config.celery import app
-from webapp.modelops.models import ModelVersion
+from webapp.errors import Unavailable
+from webapp.modelops.models import ModelImport, ModelVersion
+from webapp.modelops.services.registry import model_version_request_evaluation
+from webapp.reconcile import check_objects
 from workers.tasks import reconcile
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def leave_the_broker_empty():
+    """These tests send jobs no worker will take; the tests after them expect empty queues."""
+    yield
+    _broker_forgets_everything()
 
 
 @pytest.fixture
@@ -121,3 +133,54 @@ def test_a_heat_map_whose_message_was_lost_is_sent_again(
     assert reconcile()["heatmaps"] == 1
     assert broker_queue_length("explain") == before + 1
     assert reconcile()["heatmaps"] == 0
+
+
+def test_the_object_check_names_rows_without_objects_and_objects_without_rows(
+    make_case, patient, active_version, s3_client, settings, django_capture_on_commit_callbacks
+):
+    healthy, damaged = make_case(patient), make_case(patient)
+    s3_client.delete_object(Bucket=settings.S3_BUCKET, Key=damaged.image_key)
+    stray = "cases/images/left-by-a-failed-upload.jpg"
+    s3_client.put_object(Bucket=settings.S3_BUCKET, Key=stray, Body=b"x")
+    report = check_objects()
+
+    assert report["cases_missing_photo"] == [str(damaged.public_id)]
+    assert report["predictions_missing_result"] == report["heatmaps_missing_image"] == []
+    # The bucket is shared with the rest of the session: other tests' leftovers may be listed too.
+    assert stray in report["objects_of_no_case"]
+    assert not any(str(healthy.public_id) in key for key in report["objects_of_no_case"])
+    assert healthy.image_key not in report["objects_of_no_case"]
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("reconcile", "--check-objects", stdout=out)
+    assert exited.value.code == 1
+    assert "cases missing photo: 1" in out.getvalue()
+    assert str(damaged.public_id) in out.getvalue()
+
+
+def test_re_run_answers_and_imports_whose_jobs_were_lost_are_sent_again(
+    make_case, patient, active_version, broker_queue_length, settings
+):
+    settings.CASE_REQUEUE_AFTER = 0
+    case = make_case(patient)
+    rerun = Rerun.objects.create(model_version=active_version, requested_by=patient)
+    RerunResult.objects.create(rerun=rerun, case=case)
+    ModelImport.objects.create(requested_by=patient, kind="bundle", uploads={})
+    _broker_forgets_everything()
+
+    sent = reconcile()
+    assert (sent["reruns"], sent["imports"]) == (1, 1)
+    assert broker_queue_length("training") == 1
+    again = reconcile()
+    assert (again["reruns"], again["imports"]) == (0, 0)
+
+
+def test_an_evaluation_asked_for_while_the_broker_is_down_is_refused_with_503(
+    broker_down, active_version, django_capture_on_commit_callbacks
+):
+    with (
+        pytest.raises(Unavailable, match="nothing was started"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        model_version_request_evaluation(version=active_version, requested_by=AdminFactory())

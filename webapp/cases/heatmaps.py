@@ -10,7 +10,7 @@ from django.utils import timezone
 from webapp.accounts.models import User
 from webapp.cases.models import Case, CaseStatus, HeatMap, HeatMapStatus, Prediction
 from webapp.cases.publishing import cases_publish
-from webapp.config.celery import EXPLAIN_TASK, send_quietly
+from webapp.config.celery import EXPLAIN_TASK, resend_missing, send_quietly
 from webapp.errors import ApplicationError, Conflict, NotPermitted
 
 logger = logging.getLogger(__name__)
@@ -46,10 +46,7 @@ def heatmaps_requeue_stuck(*, in_broker: set[int]) -> int:
     ids = HeatMap.objects.filter(status=HeatMapStatus.QUEUED, created_at__lte=cutoff).values_list(
         "pk", flat=True
     )
-    lost = [heatmap_id for heatmap_id in ids if heatmap_id not in in_broker]
-    for heatmap_id in lost:
-        explain_enqueue(heatmap_id)
-    return len(lost)
+    return resend_missing(ids, in_broker, explain_enqueue)
 
 
 def heatmap_request(*, case: Case, by: User) -> HeatMap:

@@ -38,7 +38,7 @@ from webapp.cases.selectors import (
     patients_selectable_by,
 )
 from webapp.cases.url_fetch import fetch_url
-from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, app, send_quietly
+from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, resend_missing, send_quietly
 from webapp.errors import ApplicationError, Conflict, NotPermitted
 from webapp.metrics import ACCEPT_SECONDS, UPLOADS, timed
 from webapp.modelops.models import ModelVersion
@@ -273,16 +273,7 @@ def cases_requeue_stuck(*, in_broker: set[int]) -> dict[str, int]:
         status=CaseStatus.RUNNING,
         started_at__lte=now - after - timezone.timedelta(seconds=settings.CLASSIFY_TIME_LIMIT),
     ).values_list("pk", flat=True)
-    sent = {}
-    for state, ids in stuck.items():
-        lost = [case_id for case_id in ids if case_id not in in_broker]
-        for case_id in lost:
-            logger.warning(
-                "case %s was %s with no job in the broker: sending it again", case_id, state
-            )
-            classify_enqueue(case_id)
-        sent[state] = len(lost)
-    return sent
+    return {state: resend_missing(ids, in_broker, classify_enqueue) for state, ids in stuck.items()}
 
 
 def case_claim_for_classification(*, case_id: int) -> Case | None:
@@ -503,9 +494,7 @@ def rerun_create(
         )
         results = RerunResult.objects.bulk_create(RerunResult(rerun=rerun, case=c) for c in cases)
         ids = [r.pk for r in results]
-        transaction.on_commit(
-            lambda: [app.send_task(RERUN_TASK, args=[pk], queue="inference") for pk in ids]
-        )
+        transaction.on_commit(lambda: [rerun_enqueue(pk) for pk in ids])
     return rerun
 
 
@@ -517,6 +506,21 @@ def _uuids(values: list[str]) -> list[uuid.UUID]:
         except ValueError:
             raise ModelOpsError(f"{value!r} is not a case id.") from None
     return parsed
+
+
+def rerun_enqueue(result_id: int) -> bool:
+    # Its row stays queued when the broker is down; the reconciler sends it later.
+    return send_quietly(RERUN_TASK, result_id, queue="inference")
+
+
+def reruns_requeue_stuck(*, in_broker: set[int]) -> int:
+    """The reconciler's pass over re-runs: send again the queued answers whose job the broker
+    no longer holds, `CASE_REQUEUE_AFTER` seconds after the re-run was asked for."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.CASE_REQUEUE_AFTER)
+    ids = RerunResult.objects.filter(
+        status=RerunStatus.QUEUED, rerun__created_at__lte=cutoff
+    ).values_list("pk", flat=True)
+    return resend_missing(ids, in_broker, rerun_enqueue)
 
 
 def rerun_claim(*, result_id: int) -> RerunResult | None:

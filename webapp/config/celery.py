@@ -7,6 +7,8 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
+from webapp.errors import Unavailable
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.config.settings")
 
 app = Celery("skinsight")
@@ -33,3 +35,21 @@ def send_quietly(task_name: str, *args, queue: str) -> bool:
         logger.warning("broker unreachable, %s%s not sent now: %s", task_name, list(args), exc)
         return False
     return True
+
+
+def resend_missing(ids, in_broker: set, send) -> int:
+    """The reconciler's step: ``send(id)`` for each of ``ids`` the broker does not hold; how many."""
+    lost = [pk for pk in ids if pk not in in_broker]
+    for pk in lost:
+        logger.warning("%s for %s had no job in the broker: sending it again", send.__name__, pk)
+        send(pk)
+    return len(lost)
+
+
+def send_or_refuse(task_name: str, *args, queue: str) -> None:
+    """Enqueue a job that no row tracks (nothing would send it later): with the broker down, the
+    request is refused with 503 and nothing was started."""
+    if not send_quietly(task_name, *args, queue=queue):
+        raise Unavailable(
+            "The job queue cannot be reached, so nothing was started; try again soon."
+        )

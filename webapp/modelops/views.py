@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.decorators import admin_required
+from webapp.errors import ApplicationError
 from webapp.modelops.forms import DatasetForm, ModelImportForm, ReasonForm, TrainingRunForm
 from webapp.modelops.selectors import (
     comparison,
@@ -203,8 +204,12 @@ def version_promote(request, name):
 @require_POST
 def version_evaluate(request, name):
     version = model_version_get(name=name)
-    model_version_request_evaluation(version=version, requested_by=request.user)
-    messages.info(request, f"{version.name} will be evaluated by the training worker.")
+    try:
+        model_version_request_evaluation(version=version, requested_by=request.user)
+    except ApplicationError as exc:  # the job queue is down: nothing was started
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"{version.name} will be evaluated by the training worker.")
     return redirect("modelops:version", name=name)
 
 

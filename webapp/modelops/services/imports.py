@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ml.preprocess import INPUT_SCALINGS
 from webapp.accounts.models import User
-from webapp.config.celery import IMPORT_TASK, app
+from webapp.config.celery import IMPORT_TASK, resend_missing, send_quietly
 from webapp.modelops.models import (
     ImportKind,
     ImportStatus,
@@ -38,6 +38,21 @@ IMPORT_FILES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "weights": ("weights.h5", (".h5",)),
     },
 }
+
+
+def import_enqueue(import_id: int) -> bool:
+    # Its row stays queued when the broker is down; the reconciler sends it later.
+    return send_quietly(IMPORT_TASK, import_id, queue="training")
+
+
+def imports_requeue_stuck(*, in_broker: set[int]) -> int:
+    """The reconciler's pass over model imports: send again the queued ones whose job the broker
+    no longer holds, `CASE_REQUEUE_AFTER` seconds after they were uploaded."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.CASE_REQUEUE_AFTER)
+    ids = ModelImport.objects.filter(
+        status=ImportStatus.QUEUED, created_at__lte=cutoff
+    ).values_list("pk", flat=True)
+    return resend_missing(ids, in_broker, import_enqueue)
 
 
 def model_import_create(
@@ -100,9 +115,7 @@ def model_import_create(
         record.uploads = uploads
         with transaction.atomic():
             record.save()
-            transaction.on_commit(
-                lambda: app.send_task(IMPORT_TASK, args=[record.pk], queue="training")
-            )
+            transaction.on_commit(lambda: import_enqueue(record.pk))
     except BaseException:
         for key in uploads.values():
             store.delete_quietly(key)

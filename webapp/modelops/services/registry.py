@@ -12,7 +12,7 @@ from django.utils import timezone
 from ml.classes import CLASSES
 from ml.manifest import BundleError, pack_bundle, read_manifest
 from webapp.accounts.models import User
-from webapp.config.celery import EVALUATE_TASK, app
+from webapp.config.celery import EVALUATE_TASK, send_or_refuse
 from webapp.modelops.models import (
     ModelEvaluation,
     ModelEvent,
@@ -205,4 +205,4 @@ def model_version_rollback(*, actor: User, reason: str) -> ModelEvent:
 def model_version_request_evaluation(*, version: ModelVersion, requested_by: User) -> None:
     """Have the training worker evaluate ``version`` on the frozen set (an imported model, say)."""
     require_admin(requested_by)
-    transaction.on_commit(lambda: app.send_task(EVALUATE_TASK, args=[version.pk], queue="training"))
+    transaction.on_commit(lambda: send_or_refuse(EVALUATE_TASK, version.pk, queue="training"))
