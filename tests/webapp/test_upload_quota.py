@@ -1,5 +1,5 @@
-"""The API's upload quota: per user across every web process, 429 with Retry-After when spent, and a
-clinician who uploads for many patients has a larger allowance than a patient."""
+"""The upload quota: per user, one count for every web process and for both the page and the API; 429 with
+Retry-After when spent; a clinician who uploads for many patients has a larger allowance than a patient."""
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -53,3 +53,26 @@ def test_a_clinician_uploading_for_many_patients_has_a_larger_allowance(
     client = api_client(clinician)
     answers = [_upload(client, seed, patient=patient.username).status_code for seed in range(5)]
     assert answers == [201, 201, 201, 201, 429]
+
+
+def test_the_upload_page_draws_on_the_same_quota(login, patient, small_quotas, bucket_keys):
+    api = api_client(patient)
+    assert _upload(api, 1).status_code == 201
+    page = login(patient)
+    upload = reverse("cases:upload")
+    first = page.post(
+        upload, {"image": SimpleUploadedFile("b.jpg", jpeg_bytes(seed=2), "image/jpeg")}
+    )
+    assert first.status_code == 302
+    keys = bucket_keys()
+
+    refused = page.post(
+        upload, {"image": SimpleUploadedFile("c.jpg", jpeg_bytes(seed=3), "image/jpeg")}
+    )
+
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert "You have reached the number of photos you may upload" in refused.text
+    assert Case.objects.count() == 2
+    assert bucket_keys() == keys
+    assert _upload(api, 4).status_code == 429  # one count for the page and the API

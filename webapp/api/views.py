@@ -17,11 +17,11 @@ from webapp.accounts.forms import throttled_message
 from webapp.accounts.login_throttle import client_address, login_failed, login_succeeded, login_wait
 from webapp.api.permissions import IsClinicianOrAdmin
 from webapp.api.serializers import CaseUploadSerializer, ReviewQueuePageSerializer
-from webapp.api.throttles import UploadRateThrottle
 from webapp.cases.exports import case_fhir_bundle, case_json
 from webapp.cases.forms import ReviewQueueFilter
 from webapp.cases.heatmaps import heatmap_request
 from webapp.cases.models import HeatMapStatus
+from webapp.cases.quota import UploadRateThrottle
 from webapp.cases.selectors import (
     case_get_for_user,
     case_reviews,

@@ -12,6 +12,7 @@ from webapp.accounts.models import Role
 from webapp.audit.middleware import note_refusal
 from webapp.cases.charts import malignant_trend
 from webapp.cases.forms import RerunForm, ReviewForm, ReviewQueueFilter, UploadForm
+from webapp.cases.quota import quota_message, upload_wait
 from webapp.cases.selectors import (
     case_get_for_user,
     case_reviews,
@@ -46,6 +47,13 @@ def upload(request):
     status = 200
     if request.method == "POST":
         status = 400
+        wait = upload_wait(request)
+        if wait:
+            # The quota is checked before the photo is read: nothing is stored.
+            form.add_error(None, quota_message(wait))
+            response = render(request, "cases/upload.html", {"form": form}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
         if form.is_valid():
             try:
                 result = case_upload(uploaded_by=request.user, **form.cleaned_data)

@@ -1,7 +1,9 @@
-"""The API's upload quota: per user, with a larger allowance for clinicians and admins, who upload for
-many patients. Counted in the shared cache (Redis), so every web process enforces the same limit."""
+"""The upload quota: per user, with a larger allowance for clinicians and admins, who upload for many
+patients. Counted in the shared cache (Redis), so every web process enforces the same limit, and the upload
+page and the API draw on one count (DRF's throttle, which works on a plain Django request as well)."""
 
 import logging
+import math
 
 from redis.exceptions import RedisError
 from rest_framework.throttling import UserRateThrottle
@@ -24,3 +26,20 @@ class UploadRateThrottle(UserRateThrottle):
             # copes with a Redis outage (its job is sent later by the reconciler).
             logger.warning("upload quota not checked, the cache is unreachable: %s", exc)
             return True
+
+
+def upload_wait(request) -> int:
+    """For the upload page: 0 when this upload is within the quota (and now counted), else the
+    seconds until the next one is."""
+    throttle = UploadRateThrottle()
+    if throttle.allow_request(request, None):
+        return 0
+    return max(1, math.ceil(throttle.wait() or 1))
+
+
+def quota_message(wait_seconds: int) -> str:
+    minutes = max(1, math.ceil(wait_seconds / 60))
+    return (
+        "You have reached the number of photos you may upload in this period. "
+        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+    )
