@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 
-from ml.gradcam import GradCamError, overlay_png
+from ml.heatmaps import GradCamError, overlay_png
 from ml.preprocess import ImageDecodeError
 from webapp.cases.heatmaps import heatmap_claim, heatmap_fail, heatmap_record
 from webapp.storage import store

@@ -7,7 +7,7 @@ from celery.signals import task_failure, worker_process_init, worker_ready
 from django.conf import settings
 from django.db import connections
 
-from ml.gradcam import GradCamError
+from ml.heatmaps import GradCamError
 from webapp.config.celery import TRAIN_TASK, app
 from webapp.modelops.selectors import model_version_get_active
 from webapp.modelops.services.runs import training_runs_reap_stale

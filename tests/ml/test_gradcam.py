@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.gradcam import GradCam, GradCamError, overlay_png
+from ml.gradcam import GradCam
+from ml.heatmaps import GradCamError, overlay_png
 
 SIZE = 48
 RADIUS = 6
