@@ -3,7 +3,7 @@
 `make run` starts Valkey and SeaweedFS on free ports and hands the addresses to its own processes through
 the environment; a second terminal does not have them. While it runs, `make run` writes them to
 `var/run.env` (readable by its user only) and removes the file when it stops; `manage.py` reads it for
-whatever its own environment does not set, and only while the `make run` that wrote it is alive.
+whatever its own environment does not set, and only while the `make run` that wrote it is running.
 """
 
 from __future__ import annotations
@@ -43,14 +43,12 @@ def remove_run_env() -> None:
     run_env_path().unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def _is_make_run(pid: int) -> bool:
+    # Its command line, not merely a live process: after a crash the number may be someone else's.
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return b"deploy.run_local" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def load_run_env() -> None:
@@ -62,7 +60,7 @@ def load_run_env() -> None:
         return
     values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
     pid = values.pop(PID_KEY, "")
-    if not pid.isdigit() or not _alive(int(pid)):
+    if not pid.isdigit() or not _is_make_run(int(pid)):
         return  # left by a `make run` that was killed: its services are gone too
     for key, value in values.items():
         if key in KEYS:
