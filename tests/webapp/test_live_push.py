@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
@@ -24,7 +25,12 @@ def communicator(case, user) -> WebsocketCommunicator:
 @pytest.fixture(autouse=True)
 def close_executor_connections():
     """Consumers query the database from asgiref's shared executor thread; close that thread's
-    connection after each test so the test database can be dropped at the end of the session."""
+    connection after each test so the test database can be dropped at the end of the session.
+
+    Each test also starts with a fresh channel layer: channels_redis keeps a receive lock per layer
+    instance, and one taken on an earlier test's (now closed) event loop can leave a consumer's
+    receive unable to finish, which once hung a test's teardown for its whole timeout."""
+    channel_layers.backends.clear()
     yield
     from asgiref.sync import SyncToAsync
     from django.db import connections
