@@ -27,9 +27,8 @@ def close_executor_connections():
     """Consumers query the database from asgiref's shared executor thread; close that thread's
     connection after each test so the test database can be dropped at the end of the session.
 
-    Each test also starts with a fresh channel layer: channels_redis keeps a receive lock per layer
-    instance, and one taken on an earlier test's (now closed) event loop can leave a consumer's
-    receive unable to finish, which once hung a test's teardown for its whole timeout."""
+    Each test also starts with a fresh channel layer: channels_redis keeps a receive lock and buffer
+    per layer instance, and each async test runs on a new event loop."""
     channel_layers.backends.clear()
     yield
     from asgiref.sync import SyncToAsync
@@ -57,13 +56,15 @@ async def test_owner_gets_current_state_then_pushed_updates(live_case, patient):
     await comm.disconnect()
 
 
-async def test_other_patient_and_anonymous_are_closed(live_case, other_patient):
-    comm = communicator(live_case, other_patient)
-    connected, code = await comm.connect()
+# One refused socket per test: a test that left two refused consumers on its event loop hung in
+# teardown, waiting on their channel-layer receives.
+async def test_another_patient_is_closed(live_case, other_patient):
+    connected, code = await communicator(live_case, other_patient).connect()
     assert not connected and code == CLOSE_NOT_FOUND
 
-    comm = communicator(live_case, AnonymousUser())
-    connected, code = await comm.connect()
+
+async def test_an_anonymous_visitor_is_closed(live_case):
+    connected, code = await communicator(live_case, AnonymousUser()).connect()
     assert not connected and code == CLOSE_UNAUTHENTICATED
 
 
