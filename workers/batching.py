@@ -88,7 +88,9 @@ class MicroBatchTask(Task):
         )
         self._pool = consumer.pool
         self._timer = consumer.timer
-        self._qos = consumer.qos
+        # Read at the time of use: the consumer makes its QoS after the strategies, and a new one
+        # each time it reconnects to the broker.
+        self._consumer = consumer
         self._slots = max(1, int(consumer.pool.limit or 1))
         self._waiting: list = []
         self._in_flight = 0
@@ -125,10 +127,10 @@ class MicroBatchTask(Task):
             eta = to_timestamp(timezone.to_system(request.eta))
         else:
             eta = to_timestamp(request.eta, app.timezone)
-        self._qos.increment_eventually()
+        self._consumer.qos.increment_eventually()
 
         def ready():
-            self._qos.decrement_eventually()
+            self._consumer.qos.decrement_eventually()
             self._add(request)
 
         self._timer.call_at(eta, ready, priority=6)

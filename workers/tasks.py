@@ -11,6 +11,7 @@ from webapp.cases.heatmaps import heatmap_fail
 from webapp.cases.models import CaseStatus
 from webapp.cases.services import (
     case_mark_finished_without_result,
+    case_release_claim,
     rerun_record,
 )
 from webapp.config.broker import waiting_first_arguments
@@ -85,6 +86,7 @@ class Classify(MicroBatchTask):
             return outcome
         if job.retries < self.max_retries:
             countdown = _backoff(job.retries)
+            _release_quietly(case_id)
             logger.warning(
                 "case %s: %s: %s; retrying in %ss",
                 case_id,
@@ -117,6 +119,15 @@ class Classify(MicroBatchTask):
 
 
 classify = app.register_task(Classify())
+
+
+def _release_quietly(case_id: int) -> None:
+    """Release the case's claim before its retry; if the database is what failed, the claim stays
+    counted (the retry still comes)."""
+    try:
+        case_release_claim(case_id=case_id)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("case %s: claim not released (%s)", case_id, type(exc).__name__)
 
 
 # Follow-up jobs, never on a patient's latency path: re-runs (admins' comparisons) and heat maps (Keras

@@ -14,6 +14,7 @@ from webapp.cases.services import (
     case_enqueue_waiting,
     case_mark_finished_without_result,
     case_record_predictions,
+    case_release_claim,
 )
 from webapp.modelops.models import ModelVersion
 
@@ -53,6 +54,23 @@ def test_claim_then_record_marks_done_once(make_case, patient, version):
     assert case.status == CaseStatus.DONE and case.finished_at >= case.started_at
     # A redelivered job for a finished case finds nothing to do.
     assert case_claim_for_classification(case_id=case.pk) is None
+
+
+def test_a_released_claim_does_not_count_as_an_attempt(make_case, patient, settings):
+    """Transient faults (the store down for minutes) retry a job many times; only claims that
+    never ended (a worker that died) may fail the photo as one that kills its worker."""
+    case = make_case(patient)
+    for _ in range(settings.CLASSIFY_MAX_ATTEMPTS + 3):
+        assert case_claim_for_classification(case_id=case.pk).attempts == 1
+        case_release_claim(case_id=case.pk)
+        case.refresh_from_db()
+        assert case.status == CaseStatus.QUEUED and case.attempts == 0
+    assert case_claim_for_classification(case_id=case.pk).attempts == 1
+    assert case_claim_for_classification(case_id=case.pk).attempts == 2  # the first never ended
+    case_mark_finished_without_result(case_id=case.pk, status=CaseStatus.FAILED, reason="x")
+    case_release_claim(case_id=case.pk)  # a finished case is left as it is
+    case.refresh_from_db()
+    assert case.status == CaseStatus.FAILED and case.attempts == 2
 
 
 def test_a_batch_records_each_case_with_its_own_outcome(make_case, patient, version):

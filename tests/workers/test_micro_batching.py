@@ -141,3 +141,28 @@ def test_a_batch_lost_with_its_worker_is_run_again_job_by_job(
     assert Prediction.objects.count() == len(cases)
     # Sent again alone: each job of the lost batch ran in a batch of its own.
     assert text.count(" batch jobs=1 ") >= len(cases)
+
+
+@pytest.mark.slow
+def test_a_job_retried_after_a_transient_fault_finishes_and_the_retry_is_no_attempt(
+    active_tiny_model, tmp_path, s3_client
+):
+    """The retry waits in the worker (its countdown) without stopping it, and releasing the
+    claim keeps `attempts` for workers that died: the store down for minutes fails no photo."""
+    ((case, photo),) = _cases(1)
+    s3_client.delete_object(Bucket=settings.S3_BUCKET, Key=case.image_key)
+    log = tmp_path / "worker.log"
+    worker = start_worker(log)
+    try:
+        wait_until(lambda: "loaded model" in log.read_text(), 120, "the model warm", log)
+        classify_enqueue(case.pk)
+        wait_until(lambda: "retrying in 5s" in log.read_text(), 60, "a retry", log)
+        case.refresh_from_db()
+        assert (case.status, case.attempts) == (CaseStatus.QUEUED, 0)
+        s3_client.put_object(Bucket=settings.S3_BUCKET, Key=case.image_key, Body=photo)
+        wait_until(lambda: _done(1), 60, "the retried job done", log)
+    finally:
+        stop(worker)
+    case.refresh_from_db()
+    assert case.attempts == 1
+    assert "Unrecoverable error" not in log.read_text()

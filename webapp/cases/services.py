@@ -287,6 +287,15 @@ def case_claim_for_classification(*, case_id: int) -> Case | None:
     return Case.objects.select_related("lesion").get(pk=case_id)
 
 
+def case_release_claim(*, case_id: int) -> None:
+    """A claim that ended without an answer (a transient fault; the job is retried): the case waits
+    again, and the claim does not count. ``attempts`` then counts only claims that never ended,
+    those whose worker died, which is what stops a photo that kills its worker."""
+    Case.objects.filter(pk=case_id, status=CaseStatus.RUNNING, attempts__gt=0).update(
+        status=CaseStatus.QUEUED, attempts=F("attempts") - 1
+    )
+
+
 def _transition(case: Case, new_status: str, reason: str = "") -> None:
     if new_status not in ALLOWED_TRANSITIONS[case.status]:
         raise InvalidTransition(f"Case {case.pk} cannot go from {case.status} to {new_status}.")
