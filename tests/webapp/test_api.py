@@ -52,7 +52,8 @@ def test_upload_response_describes_the_queued_case(patient, django_capture_on_co
 @pytest.mark.parametrize(
     ("payload", "fragment"),
     [
-        ({}, "exactly one"),
+        ({}, "A JSON upload names its photo with 'image_url'"),
+        ({"image": "a.jpg"}, "post multipart/form-data with 'image'"),
         ({"image_url": "ftp://example.org/a.jpg"}, "Only http and https"),
         ({"image_url": "http://localhost:1/a.jpg"}, "not reachable"),
     ],
@@ -106,3 +107,8 @@ def test_clinician_names_an_assigned_patient(
     assert ok.status_code == 201
     case = Case.objects.get()
     assert case.lesion.patient == patient and case.uploaded_by == clinician
+
+
+def test_a_multipart_upload_gives_exactly_one_of_a_file_and_a_url(patient):
+    neither = api_client(patient).post(reverse("api:case-list"), {}, format="multipart")
+    assert neither.status_code == 400 and "exactly one" in str(neither.json())

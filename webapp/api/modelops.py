@@ -1,6 +1,7 @@
 """REST API for model operations: training runs, datasets, versions, promotion and rollback (admins),
 and the active model's card (everyone signed in)."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -10,6 +11,7 @@ from rest_framework.response import Response
 from ml.preprocess import INPUT_SCALINGS
 from ml.training_config import ARCHITECTURE_NAMES, PRESETS
 from webapp.api.permissions import IsAdminRole
+from webapp.api.schema import ErrorSerializer
 from webapp.cases.selectors import rerun_get, rerun_report
 from webapp.cases.services import rerun_create
 from webapp.modelops.models import Dataset, DatasetLocation, ImportKind
@@ -30,10 +32,11 @@ from webapp.modelops.services.datasets import dataset_register
 from webapp.modelops.services.imports import model_import_create
 from webapp.modelops.services.registry import model_version_promote, model_version_rollback
 from webapp.modelops.services.runs import training_run_cancel, training_run_create
+from webapp.serializer_fields import LookupSlugField
 
 
 class TrainingRunRequestSerializer(serializers.Serializer):
-    dataset = serializers.SlugRelatedField(slug_field="name", queryset=Dataset.objects.all())
+    dataset = LookupSlugField(slug_field="name", queryset=Dataset.objects.all())
     preset = serializers.ChoiceField(choices=["", *PRESETS], required=False, default="standard")
     architecture = serializers.ChoiceField(choices=ARCHITECTURE_NAMES, default="mobilenet_v2")
     options = serializers.DictField(
@@ -137,7 +140,9 @@ class TrainingRunCancelView(GenericAPIView):
 class DatasetListCreateView(GenericAPIView):
     permission_classes = [IsAdminRole]
     serializer_class = DatasetSerializer
+    pagination_class = None
 
+    @extend_schema(responses=DatasetSerializer(many=True))
     def get(self, request):
         return Response(
             [
@@ -146,6 +151,7 @@ class DatasetListCreateView(GenericAPIView):
             ]
         )
 
+    @extend_schema(request=DatasetSerializer, responses={201: DatasetSerializer})
     def post(self, request):
         serializer = DatasetSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -239,7 +245,12 @@ def _event_json(event) -> dict:
 class ActiveModelView(GenericAPIView):
     """The active model's card, for everyone signed in."""
 
-    @extend_schema(responses=OpenApiResponse(description="the active model's card, or 404"))
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="the active model's card"),
+            404: OpenApiResponse(ErrorSerializer, description="No model is active"),
+        }
+    )
     def get(self, request):
         version = model_version_get_active()
         if version is None:

@@ -3,21 +3,26 @@ from rest_framework import serializers
 from webapp.accounts.models import User
 from webapp.cases.models import Lesion
 from webapp.cases.serializers import CaseSerializer
+from webapp.serializer_fields import LookupSlugField
 
 
 class CaseUploadSerializer(serializers.Serializer):
     image = serializers.FileField(required=False, help_text="JPEG, PNG or WebP photo")
     image_url = serializers.URLField(required=False, max_length=2048, help_text="http(s) URL")
     body_site = serializers.CharField(
-        required=False, max_length=64, default="", help_text="Where on the body, for a new lesion"
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        default="",
+        help_text="Where on the body, for a new lesion",
     )
-    patient = serializers.SlugRelatedField(
+    patient = LookupSlugField(
         slug_field="username",
         queryset=User.objects.none(),
         required=False,
         help_text="Username of the patient (clinicians and admins; implied by `lesion`)",
     )
-    lesion = serializers.SlugRelatedField(
+    lesion = LookupSlugField(
         slug_field="public_id",
         queryset=Lesion.objects.none(),
         required=False,
@@ -25,6 +30,7 @@ class CaseUploadSerializer(serializers.Serializer):
     )
     idempotency_key = serializers.CharField(
         required=False,
+        allow_blank=True,
         max_length=128,
         default="",
         help_text="Same key twice = one case (the Idempotency-Key header works too)",
@@ -42,6 +48,20 @@ class CaseUploadSerializer(serializers.Serializer):
         if bool(attrs.get("image")) == bool(attrs.get("image_url")):
             raise serializers.ValidationError("Give exactly one of 'image' or 'image_url'.")
         return attrs
+
+
+class CaseUrlUploadSerializer(CaseUploadSerializer):
+    """A JSON upload: a JSON body cannot carry a file, so it names the photo by URL."""
+
+    image = None
+    image_url = serializers.URLField(
+        max_length=2048,
+        help_text="http(s) URL of the photo",
+        error_messages={
+            "required": "A JSON upload names its photo with 'image_url'; to send the file "
+            "itself, post multipart/form-data with 'image'."
+        },
+    )
 
 
 class ReviewQueueCountsSerializer(serializers.Serializer):

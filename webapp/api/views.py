@@ -1,4 +1,5 @@
 import json
+from collections.abc import Mapping
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -7,7 +8,7 @@ from rest_framework import status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,8 +16,13 @@ from rest_framework.views import APIView
 from ml.classes import CLASSES
 from webapp.accounts.forms import throttled_message
 from webapp.accounts.login_throttle import client_address, login_failed, login_succeeded, login_wait
+from webapp.api.parsers import StrictJSONParser
 from webapp.api.permissions import IsClinicianOrAdmin
-from webapp.api.serializers import CaseUploadSerializer, ReviewQueuePageSerializer
+from webapp.api.serializers import (
+    CaseUploadSerializer,
+    CaseUrlUploadSerializer,
+    ReviewQueuePageSerializer,
+)
 from webapp.cases.exports import case_fhir_bundle, case_json
 from webapp.cases.forms import ReviewQueueFilter
 from webapp.cases.heatmaps import heatmap_request
@@ -48,6 +54,8 @@ class TokenView(ObtainAuthToken):
     (429 with Retry-After while the account or address must wait)."""
 
     def post(self, request, *args, **kwargs):
+        if not isinstance(request.data, Mapping):
+            raise ValidationError({"detail": "Send an object with 'username' and 'password'."})
         username = str(request.data.get("username", ""))
         address = client_address(request)
         wait = login_wait(username, address)
@@ -63,7 +71,7 @@ class TokenView(ObtainAuthToken):
 
 
 class CaseListCreateView(GenericAPIView):
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, StrictJSONParser]
     serializer_class = CaseSerializer
 
     def get_throttles(self):
@@ -80,12 +88,14 @@ class CaseListCreateView(GenericAPIView):
     @extend_schema(
         request={
             "multipart/form-data": CaseUploadSerializer,
-            "application/json": CaseUploadSerializer,
+            "application/json": CaseUrlUploadSerializer,
         },
         responses={201: CaseSerializer, 200: CaseSerializer},
     )
     def post(self, request):
-        serializer = CaseUploadSerializer(
+        json_body = (request.content_type or "").startswith("application/json")
+        upload = CaseUrlUploadSerializer if json_body else CaseUploadSerializer
+        serializer = upload(
             data=request.data,
             patients=patients_selectable_by(request.user),
             lesions=lesion_visible_to(request.user),

@@ -6,7 +6,12 @@ from its caller is recorded as what it was), as is an anonymous visitor sent to 
 that answers a refusal with a redirect and a message says so with `note_refusal`.
 """
 
+import logging
+
 from webapp.audit.services import audit_record
+from webapp.outages import OUTAGES, outage_response
+
+logger = logging.getLogger(__name__)
 
 # "namespace:url name" -> (object type, action; POST makes it a write)
 AUDITED_ROUTES: dict[str, tuple[str, str]] = {
@@ -77,14 +82,26 @@ class AuditMiddleware:
         status = getattr(request, "audit_refusal_status", response.status_code)
         anonymous_sent_to_login = status == 302 and not (user is not None and user.is_authenticated)
         allowed = status not in DENIED and not anonymous_sent_to_login
-        audit_record(
-            user=user,
-            action=action,
-            route=route,
-            object_type=object_type,
-            object_id=str(object_id),
-            allowed=allowed,
-            status_code=status,
-            ip=client_ip(request),
-        )
+        try:
+            audit_record(
+                user=user,
+                action=action,
+                route=route,
+                object_type=object_type,
+                object_id=str(object_id),
+                allowed=allowed,
+                status_code=status,
+                ip=client_ip(request),
+            )
+        except OUTAGES:
+            logger.exception(
+                "audit row not written (%s %s by %s, status %s)",
+                request.method,
+                request.path,
+                getattr(user, "pk", None),
+                status,
+            )
+            # Patient data is not handed out unaudited; a write that happened is still reported.
+            if request.method == "GET" and allowed:
+                return outage_response(request)
         return response

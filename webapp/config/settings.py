@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "webapp.audit.middleware.AuditMiddleware",
+    "webapp.outages.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.config.urls"
@@ -115,7 +116,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABAS
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DATABASE_POOL_SIZE,
+        # While the database is down a request waits this long for a connection, then gets 503.
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 5),
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The web server, the worker and Channels write concurrently: wait for locks instead of failing.
@@ -339,8 +344,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # Bodies are JSON; the views that take files (uploads, model imports) accept multipart too.
+    "DEFAULT_PARSER_CLASSES": ["webapp.api.parsers.StrictJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "webapp.api.schema.SkinSightAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "webapp.api.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 50,
     # Uploads through the API per user: patients UPLOAD_RATE, clinicians and admins (who upload for
     # many patients) UPLOAD_RATE_CLINICIAN; over it, 429 with Retry-After.
@@ -357,8 +364,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Requests get components of their own: what a client must send (required, non-blank, files)
+    # differs from what it reads back.
+    "COMPONENT_SPLIT_REQUEST": True,
     # A review's diagnosis and a guidance version's dx are the same seven classes: one enum.
     "ENUM_NAME_OVERRIDES": {"DiagnosisEnum": "ml.classes.CLASS_CHOICES"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "webapp.api.schema.describe_what_serializers_cannot",
+    ],
 }
 
 LOGGING = {

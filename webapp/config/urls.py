@@ -14,3 +14,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
 ]
+
+handler404 = "webapp.error_views.not_found"
+handler500 = "webapp.error_views.server_error"

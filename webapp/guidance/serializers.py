@@ -1,14 +1,25 @@
+from django.db import models
 from rest_framework import serializers
 
 from webapp.guidance.models import GuidanceVersion
+from webapp.serializer_fields import StrictCharField
 
 
 class GuidanceSerializer(serializers.ModelSerializer):
     """A version of the guidance for one diagnosis: decision support, not a prescription."""
 
-    written_by = serializers.CharField(source="written_by.username", default=None, read_only=True)
-    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, read_only=True)
-    sources = serializers.CharField(help_text="One source per line")
+    written_by = serializers.CharField(
+        source="written_by.username", default=None, allow_null=True, read_only=True
+    )
+    reviewed_by = serializers.CharField(
+        source="reviewed_by.username", default=None, allow_null=True, read_only=True
+    )
+    sources = StrictCharField(help_text="One source per line")
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
     source_lines = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
@@ -41,4 +52,4 @@ class GuidanceSerializer(serializers.ModelSerializer):
 
 class GuidanceReviewSerializer(serializers.Serializer):
     approve = serializers.BooleanField()
-    note = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+    note = StrictCharField(required=False, allow_blank=True, max_length=4000, default="")
