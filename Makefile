@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint format clean-var bench-serving fhir-schema
+.PHONY: run test install lint format clean-var bench-serving fhir-schema faults load reliability
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,3 +50,14 @@ bench-serving: $(STAMP)
 
 clean-var:
 	rm -rf var
+
+# Reliability (not part of the tests): fault scenarios with counts, a mixed load run, and
+# docs/reliability.md regenerated from them and from the tests that count (about 40 minutes).
+faults: $(STAMP)
+	$(PY) -m bench.faults $(FAULTS)
+
+load: $(STAMP)
+	$(PY) -m bench.mixed_load $(LOAD_ARGS)
+
+reliability: $(STAMP) fhir-schema
+	$(PY) -m bench.reliability --faults --load

@@ -24,11 +24,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.bundles import PHOTOS, mobilenet_bundle
+
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
-PHOTOS = SHARED / "data" / "fullsize-samples" / "images"
-WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
-BENCH_BUNDLE = ROOT / "var" / "bench" / "bundle"
 RESULTS = ROOT / "docs" / "benchmarks" / "serving.json"
 REPORT = ROOT / "docs" / "benchmarks" / "serving.md"
 
@@ -46,28 +44,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip", nargs="*", default=[], choices=["engine", "seed", "bentoml"])
     parser.add_argument("--no-docs", action="store_true", help="print only; write no files")
     return parser.parse_args(argv)
-
-
-def bench_bundle() -> Path:
-    """MobileNetV2 224 px, ImageNet backbone, untrained head; its ONNX export checked on photos."""
-    if (BENCH_BUNDLE / "manifest.json").is_file():
-        return BENCH_BUNDLE
-    from ml.architectures import build_mobilenet_v2, get_architecture
-    from ml.bundle import save_bundle
-    from ml.preprocess import preprocessing_description
-
-    print("making the benchmark bundle (MobileNetV2, ImageNet backbone)…", flush=True)
-    model = build_mobilenet_v2(input_size=224, weights=str(WEIGHTS))
-    normalisation = get_architecture("mobilenet_v2").normalisation
-    return save_bundle(
-        model,
-        BENCH_BUNDLE,
-        architecture="mobilenet_v2",
-        input_size=224,
-        preprocessing=preprocessing_description(224, normalisation),
-        check_images=sorted(PHOTOS.iterdir())[:8],
-        name="bench-mobilenet_v2",
-    )
 
 
 def _fmt(value, digits: int = 1) -> str:
@@ -139,7 +115,7 @@ def main(argv=None) -> int:
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     photos = sorted(PHOTOS.iterdir())
-    bundle = args.bundle or bench_bundle()
+    bundle = args.bundle or mobilenet_bundle()
     results: dict = {}
     if "engine" not in args.skip:
         from bench.serving.engine import measure_engine

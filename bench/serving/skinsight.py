@@ -1,9 +1,8 @@
 """(d) SkinSight end to end: API upload → S3 → queue → worker → S3 + database → WebSocket push.
 
-The whole portal runs as `make run` runs it (same process command lines, `deploy/commands.py`),
-on a PostgreSQL database of its own (`skinsight_bench` on `BENCH_POSTGRES_URL`, dropped and made
-again each run), a fresh
-Valkey and SeaweedFS under `var/bench/portal`, the given bundle registered and activated.
+The whole portal runs as `make run` runs it (`bench.portal.Portal`), on a database of its own
+(`skinsight_bench`) and a fresh Valkey and SeaweedFS under `var/bench/portal`, the given bundle
+registered and activated.
 
 Two measurements:
 * idle: one upload at a time; from sending the request to the "done" state pushed over the
@@ -16,143 +15,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import psycopg
 import requests
 import websockets
 
+from bench.portal import ROOT, Portal
 from bench.serving.load import run_load
-from deploy import commands
-from deploy.local_services import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 PORTAL_DIR = ROOT / "var" / "bench" / "portal"
-DATABASE = "skinsight_bench"
-# A server where this user may create databases (the development machine's PostgreSQL trusts it).
-PG = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-PASSWORD = "bench-password-not-secret"  # noqa: S105  (a throw-away local account)
 
 
-def _fresh_database() -> str:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DATABASE}")
-    return f"{PG}/{DATABASE}"
-
-
-def _manage(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, check=True, capture_output=True, text=True
-    )
-    return done.stdout
-
-
-def _user_and_token() -> str:
-    code = (
-        "from webapp.accounts.models import User; from rest_framework.authtoken.models import Token;"
-        "u = User.objects.create_user('bench', password='" + PASSWORD + "');"
-        "print('TOKEN', Token.objects.create(user=u).key)"
-    )
-    return re.search(r"TOKEN (\w+)", _manage("shell", "-c", code)).group(1)
-
-
-def _session_cookie(base: str) -> str:
-    """Sign in through the login form, as the results page's user would."""
-    with requests.Session() as session:
-        session.get(f"{base}/accounts/login/", timeout=10)
-        session.post(
-            f"{base}/accounts/login/",
-            data={
-                "username": "bench",
-                "password": PASSWORD,
-                "csrfmiddlewaretoken": session.cookies["csrftoken"],
-            },
-            headers={"Referer": f"{base}/accounts/login/"},
-            timeout=10,
-        )
-        return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
-
-
-class Portal:
-    """The portal's processes, started like `make run` starts them, for one benchmark run."""
+class ServingPortal(Portal):
+    """The portal with what the serving benchmark measures: pushed results and finished rows."""
 
     def __init__(self, bundle_dir: Path, *, worker_concurrency: int) -> None:
-        self.bundle_dir = bundle_dir
-        self.worker_concurrency = worker_concurrency
-
-    def __enter__(self) -> Portal:
-        shutil.rmtree(PORTAL_DIR, ignore_errors=True)
-        os.environ.update(
-            {
-                "SKINSIGHT_VAR_DIR": str(PORTAL_DIR),
-                "DATABASE_URL": _fresh_database(),
-                "WORKER_CONCURRENCY": str(self.worker_concurrency),
-                # One API user uploads everything here; the per-user limit is not what is measured.
-                "UPLOAD_RATE": "1000000/hour",
-                "DATABASE_POOL_SIZE": "8",
-                "PORT": str(free_port()),
-                "WORKER_METRICS_PORT": str(free_port()),
-            }
+        super().__init__(
+            bundle_dir,
+            var_dir=PORTAL_DIR,
+            database="skinsight_bench",
+            worker_concurrency=worker_concurrency,
         )
-        from deploy import run_local  # reads SKINSIGHT_VAR_DIR when imported
-
-        self.supervisor = run_local.Supervisor()
-        try:
-            self._start()
-        except BaseException:
-            self.supervisor.stop()
-            raise
-        return self
 
     def _start(self) -> None:
-        self.supervisor.start_services()
-        self.supervisor.prepare_database()
-        _manage("import_model", str(self.bundle_dir), "--activate", "--name", "bench")
-        self.token = _user_and_token()
-        self.log = PORTAL_DIR / "worker.log"
-        with open(self.log, "wb") as output:
-            worker = subprocess.Popen(
-                commands.inference_worker("bench", self.worker_concurrency),
-                cwd=ROOT,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.supervisor.processes.append(("worker", worker))
-        self.base = self.supervisor.start_web().rstrip("/")
-        self._wait_warm()
-        self.cookie = _session_cookie(self.base)
-
-    def _wait_warm(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        health = f"http://127.0.0.1:{os.environ['WORKER_METRICS_PORT']}/healthz"
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(health, timeout=3).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        raise RuntimeError(f"the inference worker did not warm up; see {self.log}")
-
-    def __exit__(self, *exc) -> None:
-        self.supervisor.stop()
-
-    def upload(self, session: requests.Session, photo: bytes) -> requests.Response:
-        return session.post(
-            f"{self.base}/api/cases/",
-            files={"image": ("photo.jpg", photo, "image/jpeg")},
-            headers={"Authorization": f"Token {self.token}"},
-            timeout=60,
-        )
+        super()._start()
+        self.cookie = self.session_cookie()
 
     async def _pushed_done(self, case_id: str) -> None:
         url = f"{self.base.replace('http', 'ws', 1)}/ws/cases/{case_id}/"
@@ -183,18 +73,13 @@ class Portal:
             "SELECT created_at, finished_at, status FROM cases_case "
             "WHERE created_at >= to_timestamp(%s) ORDER BY created_at"
         )
-        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-            while True:
-                rows = conn.execute(query, (since,)).fetchall()
-                if len(rows) >= expected and all(r[1] is not None for r in rows):
-                    return rows
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"only {len(rows)} of {expected} cases finished in time")
-                time.sleep(1)
-
-    def metrics(self) -> str:
-        port = os.environ["WORKER_METRICS_PORT"]
-        return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        while True:
+            rows = self.sql(query, (since,))
+            if len(rows) >= expected and all(r[1] is not None for r in rows):
+                return rows
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(rows)} of {expected} cases finished in time")
+            time.sleep(1)
 
 
 def _percentile(values: list[float], percent: float) -> float:
@@ -225,7 +110,7 @@ def measure_skinsight(
     worker_concurrency: int = 2,
 ) -> dict:
     photos = [path.read_bytes() for path in photo_paths]
-    with Portal(bundle_dir, worker_concurrency=worker_concurrency) as portal:
+    with ServingPortal(bundle_dir, worker_concurrency=worker_concurrency) as portal:
         portal.idle_round_trip_ms(photos, 3)  # first requests of each web process
         idle = portal.idle_round_trip_ms(photos, idle_uploads)
         since = time.time() - 1

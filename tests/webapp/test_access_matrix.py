@@ -20,6 +20,8 @@ from ml.referral import decide
 from tests.factories import AdminFactory
 from tests.webapp.test_access_control import api_client
 from tests.webapp.test_live_push import close_executor_connections  # noqa: F401  (autouse)
+from webapp.audit.middleware import AUDITED_ROUTES
+from webapp.audit.models import AuditEvent
 from webapp.cases.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, CaseConsumer
 from webapp.cases.models import HeatMap, HeatMapStatus
 from webapp.cases.services import (
@@ -185,6 +187,11 @@ def _get(route, kind, user, login, case):
     return _client(kind, user, login).get(_url(route, case), HTTP_ACCEPT=_accept(route))
 
 
+# Every test below checks its route for every caller: the five users and an anonymous visitor.
+# The counts go into the JUnit report that `python -m bench.reliability` reads.
+CALLERS = len(EVERYONE) + 1
+
+
 def _assert_anonymous_refused(route, kind, case):
     response = Client().get(_url(route, case))
     if kind == "page":
@@ -195,9 +202,12 @@ def _assert_anonymous_refused(route, kind, case):
 
 
 @pytest.mark.parametrize("route", sorted(CASE))
-def test_a_case_is_read_by_its_people_and_hidden_from_everyone_else(route, world, login, client):
+def test_a_case_is_read_by_its_people_and_hidden_from_everyone_else(
+    route, world, login, client, record_property
+):
     case, users = world["case"], world["users"]
     kind = CASE[route]
+    rows_before = AuditEvent.objects.count()
     for name in ALLOWED:
         response = _get(route, kind, users[name], login, case)
         assert response.status_code == 200, (route, name, response.status_code)
@@ -210,10 +220,20 @@ def test_a_case_is_read_by_its_people_and_hidden_from_everyone_else(route, world
             "a hidden case must look exactly like a missing one"
         )
     _assert_anonymous_refused(route, kind, case)
+    record_property("access_cells", CALLERS)
+    if route in AUDITED_ROUTES:
+        # Each request for patient data (answered or refused) left exactly one audit row.
+        requests = len(ALLOWED) + 2 * len(OTHERS) + 1
+        rows = AuditEvent.objects.count() - rows_before
+        record_property("patient_data_requests", requests)
+        record_property("audit_rows", rows)
+        assert rows == requests, (route, requests, rows)
 
 
 @pytest.mark.parametrize("route", sorted(LISTS) + sorted(CLINICAL_LISTS))
-def test_lists_show_each_caller_only_the_cases_they_may_see(route, world, login, client):
+def test_lists_show_each_caller_only_the_cases_they_may_see(
+    route, world, login, client, record_property
+):
     case, users = world["case"], world["users"]
     kind = {**LISTS, **CLINICAL_LISTS}[route]
     marker = str(case.lesion.public_id if "lesion" in route else case.public_id)
@@ -226,21 +246,26 @@ def test_lists_show_each_caller_only_the_cases_they_may_see(route, world, login,
         shown = marker in response.content.decode()
         assert shown == (name in ALLOWED), (route, name, "shown" if shown else "not shown")
     _assert_anonymous_refused(route, kind, case)
+    record_property("access_cells", CALLERS)
 
 
 @pytest.mark.parametrize("route", sorted(SIGNED_IN))
-def test_pages_without_patient_data_need_only_a_sign_in(route, world, login, client):
+def test_pages_without_patient_data_need_only_a_sign_in(
+    route, world, login, client, record_property
+):
     for name, user in world["users"].items():
         response = _get(route, SIGNED_IN[route], user, login, world["case"])
         assert response.status_code == 200, (route, name, response.status_code)
     _assert_anonymous_refused(route, SIGNED_IN[route], world["case"])
+    record_property("access_cells", CALLERS)
 
 
-def test_the_audit_trail_is_for_admins_only(world, login, client):
+def test_the_audit_trail_is_for_admins_only(world, login, client, record_property):
     for name, user in world["users"].items():
         status = login(user).get(reverse("audit:trail")).status_code
         assert status == (200 if name == "admin" else 403), (name, status)
     _assert_anonymous_refused("audit:trail", "page", world["case"])
+    record_property("access_cells", CALLERS)
 
 
 @pytest.mark.parametrize("route", sorted(PUBLIC))
@@ -251,7 +276,8 @@ def test_public_pages_answer_everyone(route, client):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
 @pytest.mark.parametrize("name", [*EVERYONE, "anonymous"])
-async def test_the_live_push_follows_the_same_matrix(name, world):
+async def test_the_live_push_follows_the_same_matrix(name, world, record_property):
+    record_property("access_cells", 1)
     case = world["case"]
     user = AnonymousUser() if name == "anonymous" else world["users"][name]
     comm = WebsocketCommunicator(CaseConsumer.as_asgi(), f"/ws/cases/{case.public_id}/")

@@ -305,7 +305,7 @@ def _payloads(port: int) -> list[tuple[str, object]]:
     ]
 
 
-def test_every_ssrf_payload_is_refused_and_the_listeners_see_nothing(listener):
+def test_every_ssrf_payload_is_refused_and_the_listeners_see_nothing(listener, record_property):
     # Also listen on ::1 at the same port when this machine can, so IPv6 payloads could land.
     v6 = None
     with contextlib.suppress(OSError):
@@ -319,8 +319,10 @@ def test_every_ssrf_payload_is_refused_and_the_listeners_see_nothing(listener):
             assert_says_nothing_internal(str(caught.value), listener.port)
             blocked += 1
         hits = listener.hits + (v6.hits if v6 else 0)
-        # The figures docs/reliability.md reports: tried / blocked / listener hits.
-        print(f"SSRF payloads tried={len(payloads)} blocked={blocked} listener_hits={hits}")
+        # The figures docs/reliability.md reports (`python -m bench.reliability` reads them).
+        record_property("ssrf_tried", len(payloads))
+        record_property("ssrf_blocked", blocked)
+        record_property("ssrf_listener_hits", hits)
         assert blocked == len(payloads) >= 50
         assert hits == 0
     finally:
