@@ -34,7 +34,7 @@ import requests
 from websockets.sync.client import connect
 
 from bench.bundles import PHOTOS, best_available_bundle
-from bench.portal import ROOT, Portal
+from bench.portal import ROOT, Portal, children
 from bench.serving.load import run_load
 from tests.images import jpeg_bytes
 
@@ -154,14 +154,7 @@ def _process_memory_mb(portal: Portal) -> dict[str, float]:
 
 
 def _descendants(pid: int) -> list[int]:
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    found = []
-    for child in map(int, children):
-        found += [child, *_descendants(child)]
-    return found
+    return [each for child in children(pid) for each in (child, *_descendants(child))]
 
 
 def _rss_mb(pid: int) -> float | None:

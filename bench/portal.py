@@ -12,14 +12,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psycopg
 import requests
 
-from deploy import commands
+from deploy import commands, run_local
 from deploy.local_services import free_port, stop_process, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,10 +35,16 @@ def fresh_database(name: str) -> str:
 
 
 def manage(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, check=True, capture_output=True, text=True
-    )
-    return done.stdout
+    """Run ``manage.py`` with this process's environment (the portal's); what it printed."""
+    return run_local.manage(*args, quiet=True).stdout
+
+
+def children(pid: int) -> list[int]:
+    """The pids of a process's direct children."""
+    try:
+        return [int(n) for n in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 class Portal:
@@ -90,10 +95,7 @@ class Portal:
                 **self.settings,
             }
         )
-        from deploy import run_local  # reads SKINSIGHT_VAR_DIR when imported
-
-        run_local.VAR = self.var_dir
-        self.supervisor = run_local.Supervisor()
+        self.supervisor = run_local.Supervisor(var=self.var_dir)
         try:
             self._start()
         except BaseException:
@@ -119,12 +121,7 @@ class Portal:
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         """A process of the portal, its output in ``var_dir/<name>.log``, stopped with the rest."""
-        with open(self.var_dir / f"{name}.log", "ab") as output:
-            process = subprocess.Popen(
-                command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.supervisor.processes.append((name, process))
-        return process
+        return self.supervisor.spawn(name, command, log=self.var_dir / f"{name}.log")
 
     @property
     def log(self) -> Path:
@@ -136,22 +133,13 @@ class Portal:
         command = commands.inference_worker(f"bench{self.workers_started}", self.worker_concurrency)
         if self.worker_app:
             command[command.index("workers.app")] = self.worker_app
-        with open(self.log, "ab") as output:
-            # Not in the supervisor's list: a run may kill it and start another.
-            self.worker = subprocess.Popen(
-                command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        # Not in the supervisor's list: a run may kill it and start another.
+        self.worker = run_local.launch(command, log=self.log)
         return self.worker
 
     def worker_children(self) -> list[int]:
         """The pids of the inference worker's pool processes."""
-        if self.worker is None:
-            return []
-        path = Path(f"/proc/{self.worker.pid}/task/{self.worker.pid}/children")
-        try:
-            return [int(pid) for pid in path.read_text().split()]
-        except OSError:
-            return []
+        return children(self.worker.pid) if self.worker else []
 
     def wait_warm(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout

@@ -43,8 +43,20 @@ def manage(*args: str, check: bool = True, quiet: bool = False) -> subprocess.Co
     )
 
 
+def launch(command: list[str], log: Path | None = None) -> subprocess.Popen:
+    """A process in its own session (Ctrl-C reaches only the supervisor, which stops it in order);
+    its output goes to ``log`` when given, else to this terminal."""
+    if log is None:
+        return subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+    with open(log, "ab") as output:
+        return subprocess.Popen(
+            command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 class Supervisor:
-    def __init__(self) -> None:
+    def __init__(self, var: Path = VAR) -> None:
+        self.var = var  # its services' data, SQLite, metrics and the scheduler's state
         self.services: list = []
         self.processes: list[tuple[str, subprocess.Popen]] = []
         # One-shot commands (training the first model): their end is reported, not fatal.
@@ -52,14 +64,14 @@ class Supervisor:
         self.stopping = False
 
     def start_services(self) -> None:
-        VAR.mkdir(parents=True, exist_ok=True)
+        self.var.mkdir(parents=True, exist_ok=True)
         # Every process of this portal sums its metrics in one folder: the web app's /metrics
         # shows the workers' too.
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR / "metrics"))
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(self.var / "metrics"))
         commands.fresh_metrics_dir()
         if "REDIS_URL" not in os.environ:
             port = int(os.environ.get("SKINSIGHT_REDIS_PORT", "0")) or free_port()
-            redis = RedisServer(VAR / "valkey", port=port).start()
+            redis = RedisServer(self.var / "valkey", port=port).start()
             self.services.append(redis)
             os.environ["REDIS_URL"] = redis.url
             say(f"started local Valkey (Redis protocol) on {redis.url}")
@@ -71,7 +83,7 @@ class Supervisor:
         if "S3_ENDPOINT_URL" not in os.environ:
             port = int(os.environ.get("SKINSIGHT_S3_PORT", "0")) or free_port()
             say("starting local SeaweedFS S3 server (first start takes a few seconds)…")
-            s3 = S3Server(VAR / "seaweedfs", access, secret, bucket, s3_port=port).start()
+            s3 = S3Server(self.var / "seaweedfs", access, secret, bucket, s3_port=port).start()
             self.services.append(s3)
             os.environ["S3_ENDPOINT_URL"] = s3.endpoint_url
             say(f"started local S3 on {s3.endpoint_url} (bucket {bucket})")
@@ -79,15 +91,16 @@ class Supervisor:
             manage("ensure_bucket")
             say(f"using S3 at {os.environ['S3_ENDPOINT_URL']} (bucket {bucket})")
         if "DATABASE_URL" not in os.environ:
-            say(f"using SQLite at {VAR / 'skinsight.sqlite3'}")
+            say(f"using SQLite at {self.var / 'skinsight.sqlite3'}")
 
     def prepare_database(self) -> None:
         manage("migrate", "--noinput", "-v", "0")
         manage("collectstatic", "--noinput", "-v", "0")
         manage("ensure_admin")
 
-    def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
-        process = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+    def spawn(self, name: str, command: list[str], log: Path | None = None) -> subprocess.Popen:
+        """Start a process the supervisor watches and stops with the rest."""
+        process = launch(command, log)
         self.processes.append((name, process))
         return process
 
@@ -99,7 +112,7 @@ class Supervisor:
         say(f"inference worker health: http://127.0.0.1:{health_port}/healthz")
         self.spawn("heat-map worker", commands.explain_worker(f"explain-{suffix}"))
         self.spawn("training worker", commands.training_worker(f"training-{suffix}"))
-        self.spawn("scheduler", commands.beat(str(VAR / "celerybeat-schedule")))
+        self.spawn("scheduler", commands.beat(str(self.var / "celerybeat-schedule")))
 
     def start_web(self) -> str:
         host = os.environ.get("HOST", "127.0.0.1")

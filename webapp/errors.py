@@ -28,3 +28,9 @@ class Unavailable(ApplicationError):
     """A service the request needs (object store, broker) cannot be reached; trying later may work."""
 
     status = 503
+
+
+def try_again_in(wait_seconds: int) -> str:
+    """How a throttled refusal (sign-ins, uploads) ends: when to try again, in whole minutes."""
+    minutes = max(1, -(-wait_seconds // 60))
+    return f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."

@@ -8,6 +8,7 @@ from webapp.accounts.login_throttle import (
     login_wait,
 )
 from webapp.accounts.models import User
+from webapp.errors import try_again_in
 
 
 class SignUpForm(UserCreationForm):
@@ -17,10 +18,8 @@ class SignUpForm(UserCreationForm):
 
 
 def throttled_message(wait_seconds: int) -> str:
-    minutes = max(1, -(-wait_seconds // 60))
-    return (
-        "Too many failed sign-ins for this account or from this network. "
-        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+    return "Too many failed sign-ins for this account or from this network. " + try_again_in(
+        wait_seconds
     )
 
 

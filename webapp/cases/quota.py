@@ -8,6 +8,8 @@ import math
 from redis.exceptions import RedisError
 from rest_framework.throttling import UserRateThrottle
 
+from webapp.errors import try_again_in
+
 logger = logging.getLogger(__name__)
 
 
@@ -38,8 +40,6 @@ def upload_wait(request) -> int:
 
 
 def quota_message(wait_seconds: int) -> str:
-    minutes = max(1, math.ceil(wait_seconds / 60))
-    return (
-        "You have reached the number of photos you may upload in this period. "
-        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+    return "You have reached the number of photos you may upload in this period. " + try_again_in(
+        wait_seconds
     )
