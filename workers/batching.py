@@ -33,7 +33,7 @@ from celery.utils.time import timezone
 from celery.worker.request import create_request_cls
 from kombu.asynchronous.timer import to_timestamp
 
-from webapp.config.celery import app
+from webapp.config.celery import app, send
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +200,9 @@ class MicroBatchTask(Task):
         process die in between, the unacknowledged message comes back as well: a duplicate
         that the case's claim turns into a no-op, never a loss."""
         try:
-            self.app.send_task(
+            send(
                 self.name,
-                args=list(request.args),
+                list(request.args),
                 kwargs={**request.kwargs, ALONE: True},
                 queue=request.delivery_info.get("routing_key") or "inference",
                 retries=int(request.request_dict.get("retries") or 0),

@@ -2,6 +2,8 @@
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,11 +20,11 @@ from webapp.cases.services import (
     rerun_claim,
     rerun_record,
 )
-from webapp.metrics import BATCH_SIZE
+from webapp.io_threads import in_threads, start
+from webapp.metrics import BATCH_SIZE, JOB_STAGE_SECONDS
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.selectors import model_version_get_active
 from webapp.storage import store
-from workers.concurrency import in_threads, stage_timer
 from workers.model_cache import get_predictor
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,22 @@ def _answer(predictor, probabilities, latency_ms: int) -> Answer:
 
 def _ms_since(started: float) -> int:
     return max(1, round((time.perf_counter() - started) * 1000))
+
+
+def _note_stage(timings: dict[str, int], stage: str, seconds: float) -> None:
+    """Add a stage's wall time to the batch's log line and the ``skinsight_job_stage_seconds``
+    metric."""
+    timings[stage] = timings.get(stage, 0) + round(seconds * 1000)
+    JOB_STAGE_SECONDS.labels(stage).observe(seconds)
+
+
+@contextmanager
+def stage_timer(timings: dict[str, int], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        _note_stage(timings, stage, time.perf_counter() - started)
 
 
 def _result_json(case: Case, version: ModelVersion, answer: Answer, **extra) -> dict:
@@ -179,35 +197,46 @@ def _classify_claimed(
         for (case_id, job), row in zip(ready.items(), probabilities, strict=True)
     }
 
-    def store_result(case_id: int) -> str:
+    keys = {
+        case_id: store.case_result_key(job.case.public_id, version.name)
+        for case_id, job in ready.items()
+    }
+
+    def store_result(case_id: int) -> None:
         case = ready[case_id].case
-        key = store.case_result_key(case.public_id, version.name)
         store.put_json(
-            key,
+            keys[case_id],
             _result_json(case, version, answers[case_id]),
             what=f"the result of case {case.public_id}",
         )
-        return key
 
-    with stage_timer(timings, "store"):
-        keys = in_threads(store_result, ready)
-    outcomes.update({k: v for k, v in keys.items() if isinstance(v, Exception)})
-    stored = [
-        ClassifierAnswer(
-            case_id=case_id,
-            probabilities=answers[case_id].probabilities,
-            latency_ms=answers[case_id].latency_ms,
-            engine=answers[case_id].engine,
-            decision=answers[case_id].decision,
-            result_key=key,
+    # The result objects are written while the cases are locked for recording; the predictions
+    # commit only once their objects exist (see case_record_predictions).
+    writes_started = time.perf_counter()
+    writes = {case_id: start(store_result, case_id) for case_id in ready}
+
+    def results_written() -> dict[int, Exception]:
+        errors = {case_id: write.exception() for case_id, write in writes.items()}
+        _note_stage(timings, "store", time.perf_counter() - writes_started)
+        return {case_id: error for case_id, error in errors.items() if error is not None}
+
+    with stage_timer(timings, "record"):
+        recorded = case_record_predictions(
+            model_version=version,
+            answers=[
+                ClassifierAnswer(
+                    case_id=case_id,
+                    probabilities=answer.probabilities,
+                    latency_ms=answer.latency_ms,
+                    engine=answer.engine,
+                    decision=answer.decision,
+                    result_key=keys[case_id],
+                )
+                for case_id, answer in answers.items()
+            ],
+            results_written=results_written,
         )
-        for case_id, key in keys.items()
-        if not isinstance(key, Exception)
-    ]
-    if stored:
-        with stage_timer(timings, "record"):
-            recorded = case_record_predictions(model_version=version, answers=stored)
-        outcomes.update({k: v if isinstance(v, Exception) else DONE for k, v in recorded.items()})
+    outcomes.update({k: v if isinstance(v, Exception) else DONE for k, v in recorded.items()})
     return outcomes
 
 

@@ -25,6 +25,7 @@ from webapp.config.celery import (
     RERUN_TASK,
     TRAIN_TASK,
     app,
+    send,
 )
 from webapp.metrics import JOBS
 from webapp.modelops.models import ModelVersion
@@ -94,9 +95,9 @@ class Classify(MicroBatchTask):
                 outcome,
                 countdown,
             )
-            self.app.send_task(
+            send(
                 self.name,
-                args=list(job.args),
+                list(job.args),
                 kwargs=job.kwargs,
                 countdown=countdown,
                 retries=job.retries + 1,

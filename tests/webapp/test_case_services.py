@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from ml.referral import ReferralRule, decide
 from webapp.cases.models import Case, CaseStatus, Prediction
 from webapp.cases.publishing import cases_publish
+from webapp.cases.serializers import case_state
 from webapp.cases.services import (
     ClassifierAnswer,
     InvalidTransition,
@@ -17,6 +18,7 @@ from webapp.cases.services import (
     case_release_claim,
 )
 from webapp.modelops.models import ModelVersion
+from webapp.storage.store import StorageUnavailable
 
 pytestmark = pytest.mark.django_db
 
@@ -151,3 +153,39 @@ def test_publishing_a_batch_reads_shared_state_once(make_case, patient, version)
         cases_publish(case_ids=[case.pk for case in cases])
     # The cases, then the guidance: as many queries for four cases as for one.
     assert len(four.captured_queries) == len(one.captured_queries)
+
+
+def test_a_case_whose_result_object_was_not_written_is_left_out(make_case, patient, version):
+    written, unwritten = make_case(patient), make_case(patient)
+    for case in (written, unwritten):
+        case_claim_for_classification(case_id=case.pk)
+    error = StorageUnavailable("the object store is unreachable")
+    calls = []
+
+    def results_written():
+        # Asked inside the transaction, once the rows are written and before they commit.
+        calls.append((connection.in_atomic_block, Prediction.objects.count()))
+        return {unwritten.pk: error}
+
+    outcomes = case_record_predictions(
+        model_version=version,
+        answers=[answer(written), answer(unwritten)],
+        results_written=results_written,
+    )
+
+    assert calls == [(True, 2)]
+    assert Prediction.objects.get().case_id == written.pk
+    assert outcomes[unwritten.pk] is error
+    assert outcomes[written.pk].case_id == written.pk
+    assert dict(Case.objects.values_list("pk", "status")) == {
+        written.pk: CaseStatus.DONE,
+        unwritten.pk: CaseStatus.RUNNING,  # its job retries it
+    }
+
+
+def test_a_case_without_a_result_is_described_without_looking_for_a_prediction(make_case, patient):
+    case = Case.objects.get(pk=make_case(patient).pk)
+    with CaptureQueriesContext(connection) as queries:
+        state = case_state(case)
+    assert state["status"] == CaseStatus.QUEUED and state["prediction"] is None
+    assert not [q for q in queries.captured_queries if "cases_prediction" in q["sql"]]

@@ -1,12 +1,18 @@
 """Uploads through the web form: what is stored, what is queued, and what bad input leaves behind."""
 
+import time
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError, connection
 from django.urls import reverse
 
 from tests.images import jpeg_bytes, png_bytes
 from tests.webapp.test_access_control import api_client
+from webapp.cases.imaging import normalize_image
 from webapp.cases.models import Case, CaseStatus
+from webapp.cases.services import case_create
+from webapp.storage import store
 
 pytestmark = pytest.mark.django_db
 
@@ -183,3 +189,56 @@ def test_an_idempotent_replay_answers_before_fetching_the_url(patient):
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
     assert Case.objects.count() == 1
+
+
+def _normalized(seed: int = 0):
+    return normalize_image(jpeg_bytes(seed=seed), max_bytes=10**7, max_pixels=10**7, max_side=512)
+
+
+def _slow_put(monkeypatch, before_put=lambda key: None):
+    """The photo's PUT takes 0.3 s: the rows' insert runs meanwhile (the two overlap)."""
+    real_put = store.put_new
+
+    def put(key, content, *, what):
+        time.sleep(0.3)
+        before_put(key)
+        return real_put(key, content, what=what)
+
+    monkeypatch.setattr(store, "put_new", put)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_case_commits_only_once_its_photo_is_stored(patient, monkeypatch):
+    committed_before_put = []
+
+    def look(key):
+        # From another connection, as any other process would see the database.
+        try:
+            committed_before_put.append(Case.objects.filter(image_key=key).exists())
+        finally:
+            connection.close()
+
+    _slow_put(monkeypatch, look)
+    created = case_create(uploaded_by=patient, patient=patient, image=_normalized())
+    assert committed_before_put == [False]
+    assert Case.objects.filter(pk=created.case.pk).exists()
+    assert store.read(created.case.image_key, what="the photo") == _normalized().content
+
+
+def test_a_case_that_fails_to_save_leaves_no_photo_though_its_write_was_under_way(
+    patient, monkeypatch, bucket_keys
+):
+    before = bucket_keys()
+    _slow_put(monkeypatch)
+
+    def fail(**fields):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(Case.objects, "create", fail)
+    with pytest.raises(OperationalError):
+        case_create(uploaded_by=patient, patient=patient, image=_normalized(1))
+    # Deleted once the PUT had ended, not before it (which would have left the photo behind):
+    # look after any write still under way would have landed.
+    time.sleep(0.5)
+    assert bucket_keys() == before
+    assert not Case.objects.exists()

@@ -15,6 +15,7 @@ from tests.processes import start_worker, stop, wait_until
 from webapp.cases.imaging import normalize_image
 from webapp.cases.models import Case, CaseStatus, Prediction
 from webapp.cases.services import case_create, classify_enqueue
+from webapp.storage import store
 from webapp.storage.store import StorageUnavailable
 from workers.inference import DONE, REJECTED, classify_cases
 
@@ -166,3 +167,26 @@ def test_a_job_retried_after_a_transient_fault_finishes_and_the_retry_is_no_atte
     case.refresh_from_db()
     assert case.attempts == 1
     assert "Unrecoverable error" not in log.read_text()
+
+
+def test_a_result_object_that_cannot_be_written_fails_its_own_job_only(
+    active_tiny_model, monkeypatch
+):
+    cases = [case for case, _ in _cases(3)]
+    unlucky = cases[1]
+    real_put = store.put
+
+    def put(key, content, *, what):
+        if str(unlucky.public_id) in key:
+            raise StorageUnavailable(f"Could not store {what}: the object store is unreachable.")
+        return real_put(key, content, what=what)
+
+    monkeypatch.setattr(store, "put", put)
+    outcomes = classify_cases([case.pk for case in cases])
+
+    assert isinstance(outcomes[unlucky.pk], StorageUnavailable)  # the task retries this one alone
+    assert not Prediction.objects.filter(case=unlucky).exists()
+    for case in (cases[0], cases[2]):
+        assert outcomes[case.pk] == DONE
+        result = store.read_json(case.prediction.result_key, what="the result")
+        assert result["case"] == str(case.public_id)

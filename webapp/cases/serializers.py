@@ -188,6 +188,10 @@ class CaseSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, case) -> dict | None:
+        # A prediction is written in the transaction that makes its case done, and done is final:
+        # a case in any other state has none, and asking would cost a query per case.
+        if case.status != CaseStatus.DONE:
+            return None
         prediction = getattr(case, "prediction", None)
         if prediction is None:
             return None

@@ -2,6 +2,8 @@
 
 import logging
 import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -11,6 +13,7 @@ from django.utils import timezone
 
 from ml.classes import CLASSES
 from ml.referral import Decision as ReferralDecision
+from webapp import io_threads
 from webapp.accounts.models import Role, User
 from webapp.cases.heatmaps import heatmaps_create
 from webapp.cases.imaging import (
@@ -206,10 +209,12 @@ def _case_store(
 ) -> CaseCreated:
     """Store the image under a generated key, create the case and enqueue its job after commit.
 
-    Either everything exists afterwards (object, rows, job) or nothing does.
+    Either everything exists afterwards (object, rows, job) or nothing does. The object is written
+    while the rows are inserted, and the rows commit only once it exists: a saved case always has
+    its photo.
     """
-    with timed(ACCEPT_SECONDS, "store"):
-        key = store.put_new(store.case_image_key(image.extension), image.content, what="the photo")
+    key = store.case_image_key(image.extension)
+    writing = io_threads.start(_store_photo, key, image.content)
     try:
         with timed(ACCEPT_SECONDS, "record"), transaction.atomic():
             if lesion is None:
@@ -226,9 +231,10 @@ def _case_store(
                 sha256=image.sha256,
                 idempotency_key=idempotency_key,
             )
+            writing.result()
             transaction.on_commit(lambda: classify_enqueue(case.pk))
     except IntegrityError:
-        store.delete_quietly(key)
+        _discard_photo(writing, key)
         if idempotency_key:
             # Two requests with one key raced; the other one won and is the answer.
             existing = Case.objects.filter(
@@ -238,10 +244,21 @@ def _case_store(
                 return CaseCreated(case=existing, created=False)
         raise
     except BaseException:
-        store.delete_quietly(key)
+        _discard_photo(writing, key)
         raise
     UPLOADS.labels("created").inc()
     return CaseCreated(case=case, created=True)
+
+
+def _store_photo(key: str, content: bytes) -> str:
+    with timed(ACCEPT_SECONDS, "store"):
+        return store.put_new(key, content, what="the photo")
+
+
+def _discard_photo(writing: Future, key: str) -> None:
+    """The photo of a case that was not saved: deleted once its write has ended, if it was made."""
+    if writing.exception() is None:
+        store.delete_quietly(key)
 
 
 def case_enqueue_waiting(*, older_than_seconds: int = 0) -> int:
@@ -319,13 +336,22 @@ class ClassifierAnswer:
 
 
 def case_record_predictions(
-    *, model_version, answers: list[ClassifierAnswer]
+    *,
+    model_version,
+    answers: list[ClassifierAnswer],
+    results_written: Callable[[], Mapping[int, Exception]] = dict,
 ) -> dict[int, Prediction | Exception]:
     """Store a batch's predictions and mark their cases done, in one transaction, each case once.
 
     Every case gets its own outcome: its new prediction; the existing one when a duplicate job
-    recorded it first; InvalidTransition when the case finished otherwise meanwhile; or
-    Case.DoesNotExist when it is gone. One case's outcome never stops the others.
+    recorded it first; InvalidTransition when the case finished otherwise meanwhile; the error
+    that kept its result object from being written; or Case.DoesNotExist when it is gone. One
+    case's outcome never stops the others.
+
+    ``results_written`` is called inside the transaction, after the inserts and before the commit:
+    it waits for the caller's writes of the answers' result objects (so that they overlap the
+    database work) and names the cases whose object could not be written, with the error. Those
+    are taken out again before the commit, so a recorded prediction always has its object.
     """
     by_case = {answer.case_id: answer for answer in answers}
     outcomes: dict[int, Prediction | Exception] = {
@@ -333,7 +359,7 @@ def case_record_predictions(
     }
     with transaction.atomic():
         # Locked in one order, so two batches that share a redelivered case cannot deadlock.
-        cases = Case.objects.select_for_update().filter(pk__in=by_case).order_by("pk")
+        cases = list(Case.objects.select_for_update().filter(pk__in=by_case).order_by("pk"))
         existing = {p.case_id: p for p in Prediction.objects.filter(case_id__in=by_case)}
         new: list[Prediction] = []
         for case in cases:
@@ -348,15 +374,33 @@ def case_record_predictions(
         if not new:
             return outcomes
         Prediction.objects.bulk_create(new)
-        done = [prediction.case_id for prediction in new]
-        Case.objects.filter(pk__in=done).update(
+        Case.objects.filter(pk__in=[prediction.case_id for prediction in new]).update(
             status=CaseStatus.DONE, status_reason="", finished_at=timezone.now()
         )
+        new = _keep_written(new, results_written(), outcomes)
+        if not new:
+            return outcomes
+        done = [prediction.case_id for prediction in new]
         outcomes.update({prediction.case_id: prediction for prediction in new})
         transaction.on_commit(lambda: cases_publish(case_ids=done))
         # After the push: a heat map is never on a result's way to the patient.
         heatmaps_create(new)
     return outcomes
+
+
+def _keep_written(
+    new: list[Prediction], unwritten: Mapping[int, Exception], outcomes: dict
+) -> list[Prediction]:
+    """Undo, before the commit, the predictions whose result object could not be written: their
+    cases stay running (their jobs retry them) and their outcome is the error."""
+    lost = [prediction for prediction in new if prediction.case_id in unwritten]
+    if lost:
+        Prediction.objects.filter(pk__in=[prediction.pk for prediction in lost]).delete()
+        Case.objects.filter(pk__in=[prediction.case_id for prediction in lost]).update(
+            status=CaseStatus.RUNNING, finished_at=None
+        )
+        outcomes.update({p.case_id: unwritten[p.case_id] for p in lost})
+    return [prediction for prediction in new if prediction.case_id not in unwritten]
 
 
 def _prediction(case_id: int, model_version, answer: ClassifierAnswer) -> Prediction:

@@ -13,7 +13,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from webapp.cases.routing import websocket_urlpatterns as case_sockets  # noqa: E402
+from webapp.config.warmup import warm_web_process  # noqa: E402
 from webapp.modelops.routing import websocket_urlpatterns as run_sockets  # noqa: E402
+
+warm_web_process()
 
 application = ProtocolTypeRouter(
     {

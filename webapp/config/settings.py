@@ -195,7 +195,7 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 # multiply each limit by the number of processes).
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "webapp.config.cache.ProcessRedisCache",
         "LOCATION": os.environ.get("CACHE_REDIS_URL", REDIS_URL),
         "KEY_PREFIX": "skinsight-cache",
     }

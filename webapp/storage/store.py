@@ -136,6 +136,12 @@ def _client():
     return client
 
 
+def prepare_client() -> None:
+    """Make this process's client now rather than on the first request that needs it: boto3
+    reads its service model from disk, tenths of a second of CPU."""
+    _client()
+
+
 def _bucket() -> str:
     return settings.S3_BUCKET
 
