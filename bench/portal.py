@@ -114,8 +114,8 @@ class Portal:
         if self.scheduler:
             self._spawn("scheduler", commands.beat(str(self.var_dir / "celerybeat-schedule")))
         port = int(os.environ["PORT"])
-        web = self._spawn("web", commands.web("127.0.0.1", port))
-        wait_for_port(port, 60, web)
+        self.web = self._spawn("web", commands.web("127.0.0.1", port))
+        wait_for_port(port, 60, self.web)
         self.base = f"http://127.0.0.1:{port}"
         self.wait_warm()
 

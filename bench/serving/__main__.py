@@ -25,10 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.bundles import PHOTOS, mobilenet_bundle
+from bench.serving.figure import draw
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "benchmarks" / "serving.json"
 REPORT = ROOT / "docs" / "benchmarks" / "serving.md"
+FIGURE = ROOT / "docs" / "benchmarks" / "serving.png"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,51 +52,59 @@ def _fmt(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _cpu(numbers: dict) -> str:
+    """All processes' CPU milliseconds per image."""
+    return _fmt(sum(numbers["cpu_ms_per_image"].values())) if "cpu_ms_per_image" in numbers else "-"
+
+
 def table(results: dict) -> str:
     engine, seed, bento, ours = (results.get(k) for k in ("engine", "seed", "bentoml", "skinsight"))
-    rows = ["| | images/s | p50 ms | p95 ms | notes |", "|---|---:|---:|---:|---|"]
+    rows = [
+        "| | images/s | p50 ms | p95 ms | CPU ms/image | notes |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     if engine:
         ort = engine["onnxruntime"]
         for batch, numbers in ort["batches"].items():
             rows.append(
                 f"| (a) ONNX Runtime, batch {batch}, preprocessed tensors | "
-                f"{_fmt(numbers['images_per_second'])} | {_fmt(numbers['ms_per_call'])} | - | "
+                f"{_fmt(numbers['images_per_second'])} | {_fmt(numbers['ms_per_call'])} | - | - | "
                 f"engine alone |"
             )
         keras = engine["keras"]
         rows.append(
             f"| (a) Keras tf.function, batch 1 | {_fmt(keras['tf_function_batch_1']['images_per_second'])} "
-            f"| {_fmt(keras['tf_function_batch_1']['ms_per_call'])} | - | eager call: "
+            f"| {_fmt(keras['tf_function_batch_1']['ms_per_call'])} | - | - | eager call: "
             f"{_fmt(keras['eager_batch_1']['ms_per_call'])} ms |"
         )
         rows.append(
             f"| (a) decode + resize of one photo | - | {_fmt(engine['preprocess_ms_per_image'])} "
-            f"| - | Pillow, JPEG draft |"
+            f"| - | - | Pillow, JPEG draft |"
         )
     for label, numbers in (("(b) seed: Flask + gunicorn, Keras predict", seed),
                            ("(c) BentoML adaptive batching, ONNX Runtime", bento)):  # fmt: skip
         if numbers:
             rows.append(
                 f"| {label} | {_fmt(numbers['per_second'])} | {_fmt(numbers['p50_ms'])} | "
-                f"{_fmt(numbers['p95_ms'])} | {numbers['requests']} requests, "
+                f"{_fmt(numbers['p95_ms'])} | {_cpu(numbers)} | {numbers['requests']} requests, "
                 f"{numbers['clients']} clients, {numbers['errors']} errors |"
             )
     if ours:
         rows.append(
             f"| (d) SkinSight, classified (backlog of {ours['backlog_uploads']}) | "
             f"{_fmt(ours['classified_per_second'])} | {_fmt(ours['created_to_finished_p50_ms'])} | "
-            f"{_fmt(ours['created_to_finished_p95_ms'])} | created → finished; mean batch "
+            f"{_fmt(ours['created_to_finished_p95_ms'])} | {_cpu(ours)} | created → finished; mean batch "
             f"{_fmt(ours['mean_batch_jobs'])} jobs; {ours['not_done']} not done |"
         )
         rows.append(
             f"| (d) SkinSight, accepted | {_fmt(ours['accepted_per_second'])} | "
-            f"{_fmt(ours['accept_p50_ms'])} | {_fmt(ours['accept_p95_ms'])} | "
+            f"{_fmt(ours['accept_p50_ms'])} | {_fmt(ours['accept_p95_ms'])} | - | "
             f"{ours['clients']} clients, {ours['accept_errors']} errors |"
         )
         rows.append(
             f"| (d) SkinSight at idle, upload → pushed result | - | "
             f"{_fmt(ours['idle_upload_to_push_p50_ms'])} | "
-            f"{_fmt(ours['idle_upload_to_push_p95_ms'])} | one upload at a time |"
+            f"{_fmt(ours['idle_upload_to_push_p95_ms'])} | - | one upload at a time |"
         )
     return "\n".join(rows)
 
@@ -150,6 +160,7 @@ def main(argv=None) -> int:
         "command": "python -m bench.serving " + shlex.join(sys.argv[1:] if argv is None else argv),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.node()}: {os.cpu_count()} cores, {platform.platform()}",
+        "cores": os.cpu_count(),
         "bundle": str(bundle),
     }
     report = markdown(results)
@@ -157,7 +168,8 @@ def main(argv=None) -> int:
     if not args.no_docs:
         RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
         REPORT.write_text(report)
-        print(f"wrote {REPORT} and {RESULTS}; docs/performance.md discusses them")
+        draw(results, FIGURE)
+        print(f"wrote {REPORT}, {RESULTS} and {FIGURE}; docs/performance.md discusses them")
     return 0
 
 
@@ -170,9 +182,16 @@ def markdown(results: dict) -> str:
         "",
         table(results),
         "",
+        "![Throughput and CPU per image](serving.png)",
+        "",
     ]
     for name, value in results["ratios"].items():
         lines.append(f"- {name.replace('_', ' ')}: {value:.2f}x (classified images per second)")
+    for name in ("seed", "bentoml", "skinsight"):
+        cpu = (results.get(name) or {}).get("cpu_ms_per_image")
+        if cpu:
+            parts = ", ".join(f"{group} {ms}" for group, ms in cpu.items())
+            lines.append(f"- CPU ms per image, {name}: {parts}")
     stages = (results.get("skinsight") or {}).get("worker_stage_means_ms") or {}
     if stages:
         lines += ["", "Mean milliseconds per stage during (d) (from the portal's own metrics):", ""]

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import requests
 
-from bench.serving.load import free_port, run_load, start_server, stop_server, wait_until_answers
+from bench.serving.load import (
+    free_port,
+    run_load,
+    run_server_load,
+    start_server,
+    stop_server,
+    wait_until_answers,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -65,7 +72,7 @@ def measure_bentoml(
             warmup = run_load(send, total=WARMUP_REQUESTS, clients=clients)
             if warmup["errors"] == WARMUP_REQUESTS:
                 raise RuntimeError(f"BentoML answers no request:\n{log.read_text()[-4000:]}")
-            result = run_load(send, total=total, clients=clients)
+            result = run_server_load(server, send, total, clients)
         finally:
             stop_server(server)
     return {**result, "workers": 1, "design": DESIGN}

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import requests
 
+from bench.serving.cpu import CpuMeter, only, under
+
 # send(session, i) posts request number i and returns the server's response.
 Send = Callable[[requests.Session, int], requests.Response]
 
@@ -68,6 +70,15 @@ def run_load(send: Send, total: int, clients: int) -> dict:
         "p95_ms": _percentile_ms(latencies, 95),
         "errors": errors[0],
     }
+
+
+def run_server_load(server: subprocess.Popen, send: Send, total: int, clients: int) -> dict:
+    """``run_load`` against ``server``, with the CPU milliseconds per request of the server's
+    processes and of this load client (``cpu_ms_per_image``)."""
+    groups = {"server": under(server.pid), "load client": only(os.getpid())}
+    with CpuMeter(groups) as meter:
+        result = run_load(send, total, clients)
+    return {**result, "cpu_ms_per_image": meter.ms_per(total)}
 
 
 def _next(counter: itertools.count, lock: threading.Lock) -> int:

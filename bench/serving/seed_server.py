@@ -19,7 +19,14 @@ from pathlib import Path
 
 import requests
 
-from bench.serving.load import free_port, run_load, start_server, stop_server, wait_until_answers
+from bench.serving.load import (
+    free_port,
+    run_load,
+    run_server_load,
+    start_server,
+    stop_server,
+    wait_until_answers,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE_ENV = "SKINSIGHT_SEED_BUNDLE"
@@ -92,7 +99,7 @@ def measure_seed(
                     server, lambda: send(probe, 0).ok, log=log, timeout=STARTUP_SECONDS
                 )
             run_load(send, total=6 * workers, clients=workers)
-            result = run_load(send, total=total, clients=clients)
+            result = run_server_load(server, send, total, clients)
         finally:
             stop_server(server)
     return {**result, "workers": workers, "design": DESIGN}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import statistics
 import time
@@ -24,6 +25,7 @@ import requests
 import websockets
 
 from bench.portal import ROOT, Portal
+from bench.serving.cpu import CpuMeter, Group, named, only, under
 from bench.serving.load import run_load
 
 PORTAL_DIR = ROOT / "var" / "bench" / "portal"
@@ -67,6 +69,17 @@ class ServingPortal(Portal):
                 times.append((time.perf_counter() - started) * 1000)
                 time.sleep(0.2)  # idle means idle: nothing else in flight
         return times
+
+    def process_groups(self) -> dict[str, Group]:
+        """Where the CPU goes: the portal's processes by part (PostgreSQL's are the host's)."""
+        return {
+            "web": under(self.web.pid),
+            "inference worker": under(self.worker.pid),
+            "object store": named("weed"),
+            "broker": named("valkey"),
+            "database": named("postgres"),
+            "load client": only(os.getpid()),
+        }
 
     def finished_rows(self, since: float, expected: int, timeout: float = 1800) -> list[tuple]:
         """(created_at, finished_at, status) of the cases made after ``since``, once all are done."""
@@ -123,8 +136,9 @@ def measure_skinsight(
         portal.finished_rows(warm_since, 8 * clients)
         idle = portal.idle_round_trip_ms(photos, idle_uploads)
         since = time.time() - 1
-        accepted = run_load(send, total, clients)
-        rows = portal.finished_rows(since, total)
+        with CpuMeter(portal.process_groups()) as meter:
+            accepted = run_load(send, total, clients)
+            rows = portal.finished_rows(since, total)
         metrics = portal.metrics()
     latencies = [(finished - created).total_seconds() * 1000 for created, finished, _ in rows]
     span = (max(r[1] for r in rows) - min(r[0] for r in rows)).total_seconds()
@@ -146,4 +160,5 @@ def measure_skinsight(
         "mean_batch_jobs": batch_sum / batch_count if batch_count else None,
         "worker_stage_means_ms": stage_means_ms(metrics),
         "worker_concurrency": worker_concurrency,
+        "cpu_ms_per_image": meter.ms_per(total),
     }
