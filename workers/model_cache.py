@@ -1,22 +1,28 @@
 """Per-process cache of loaded models, keyed by model version.
 
 Each worker child loads a bundle once (lazily, after fork), warms it up before it answers anything, and
-keeps it for every following job. When an admin promotes another version, the next job loads that one; the
-previous stays cached too (`MODEL_CACHE_VERSIONS`), so a rollback or a re-run with an older version does not
-reload it. Heat-map workers keep the Keras model of each version (an `Explainer`) the same way.
+keeps it for every following job. When an admin promotes another version, a watcher thread in each child
+(`keep_active_warm`) loads it within `MODEL_WATCH_SECONDS`, before a job needs it, so the first upload after a
+promotion does not wait for the bundle and the worker's health check is green again without traffic; a job
+that comes sooner loads it itself. The previous version stays cached too (`MODEL_CACHE_VERSIONS`), so a
+rollback or a re-run with an older version does not reload it. Heat-map workers keep the Keras model of each
+version (an `Explainer`) the same way.
 """
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connections
 
 from ml.manifest import BundleError
 from webapp.modelops.bundles import ModelUnavailable, bundle_fetch_verified
 from webapp.modelops.models import ModelVersion
+from webapp.modelops.selectors import model_version_get_active
 from workers.health import note_warm
 
 logger = logging.getLogger(__name__)
@@ -24,7 +30,7 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _loaded: OrderedDict[tuple[str, int], object] = OrderedDict()
 
-__all__ = ["ModelUnavailable", "get_explainer", "get_predictor"]
+__all__ = ["ModelUnavailable", "get_explainer", "get_predictor", "keep_active_warm"]
 
 
 def _cached(kind: str, version: ModelVersion, load: Callable[[Path, ModelVersion], object]):
@@ -70,3 +76,33 @@ def get_explainer(version: ModelVersion):
     """The heat-map explainer of `version`; raises `ml.gradcam.GradCamError` for a model whose
     structure Grad-CAM cannot follow."""
     return _cached("explainer", version, _load_explainer)
+
+
+def keep_active_warm(load: Callable[[ModelVersion], object], every: float) -> threading.Thread:
+    """In a worker child: a daemon thread that asks every ``every`` seconds which version is
+    active and ``load``s it (a cache hit once it is loaded). A version that cannot be loaded is
+    reported once, not at every look."""
+    thread = threading.Thread(
+        target=_watch, args=(load, every), name="active-model-watcher", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _watch(load: Callable[[ModelVersion], object], every: float) -> None:
+    reported: set[int] = set()
+    while True:
+        time.sleep(every)
+        version = None
+        try:
+            version = model_version_get_active()
+            if version is not None:
+                load(version)
+        except Exception as exc:
+            if version is None or version.pk not in reported:
+                logger.error("could not load the active model ahead of its jobs: %s", exc)
+                if version is not None:
+                    reported.add(version.pk)
+        finally:
+            # This thread's own connection: not held open between looks.
+            connections.close_all()

@@ -12,7 +12,7 @@ from webapp.config.celery import TRAIN_TASK, app
 from webapp.modelops.selectors import model_version_get_active
 from webapp.modelops.services.runs import training_runs_reap_stale
 from workers.health import serve
-from workers.model_cache import ModelUnavailable, get_explainer, get_predictor
+from workers.model_cache import ModelUnavailable, get_explainer, get_predictor, keep_active_warm
 from workers.training import fail_run_of_lost_worker, fail_runs_of_dead_processes
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ def _consumes(queue: str) -> bool:
 
 @worker_process_init.connect
 def warm_up_active_model(**kwargs):
-    """Load and warm up the active model in each inference (or heat-map) child before it takes a job."""
+    """Load and warm up the active model in each inference (or heat-map) child before it takes a job,
+    and each model activated later before a job needs it."""
     # A connection inherited across fork must not be shared with the parent.
     for conn in connections.all(initialized_only=True):
         conn.close()
@@ -46,6 +47,9 @@ def warm_up_active_model(**kwargs):
     finally:
         for conn in connections.all(initialized_only=True):
             conn.close()
+    if settings.MODEL_WATCH_SECONDS > 0:
+        # Promotions later in this child's life are loaded ahead of their jobs.
+        keep_active_warm(load, settings.MODEL_WATCH_SECONDS)
 
 
 @worker_ready.connect

@@ -2,6 +2,7 @@
 
 import pytest
 import requests
+from django.core.management import call_command
 
 from deploy.local_services import free_port
 from tests.factories import UserFactory
@@ -58,5 +59,39 @@ def test_worker_warms_up_before_its_first_job_and_reports_health_and_metrics(
             assert f'skinsight_job_stage_seconds_count{{stage="{stage}"}} 1.0' in metrics
         assert 'skinsight_queue_depth{queue="inference"} 0.0' in metrics
         assert _get(f"{base}/nothing").status_code == 404
+    finally:
+        stop(worker)
+
+
+def test_a_promoted_model_is_loaded_in_every_child_before_any_job_needs_it(
+    active_tiny_model, tiny_bundle, tmp_path
+):
+    port = free_port()
+    log = tmp_path / "worker.log"
+    env = {
+        "WORKER_METRICS_PORT": str(port),
+        "WORKER_HEALTH_DIR": str(tmp_path / "health"),
+        "MODEL_WATCH_SECONDS": "1",
+    }
+    worker = start_worker(log, concurrency=2, extra_env=env)
+    health = f"http://127.0.0.1:{port}/healthz"
+    try:
+        wait_until(lambda: (r := _get(health)) is not None and r.ok, 120, "healthy", log)
+        call_command("import_model", str(tiny_bundle), "--activate", "--name", "tiny-promoted")
+        # Not healthy for the new version until both children hold it; no job is ever sent.
+        wait_until(
+            lambda: (
+                (r := _get(health)) is not None
+                and r.ok
+                and r.json()["active_version"] == "tiny-promoted"
+            ),
+            60,
+            "the promoted model warm in both children",
+            log,
+        )
+        assert {c["version"] for c in _get(health).json()["children"]} == {"tiny-promoted"}
+        text = log.read_text()
+        assert text.count("loaded model tiny-promoted") == 2
+        assert "batch jobs=" not in text
     finally:
         stop(worker)

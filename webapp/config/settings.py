@@ -279,6 +279,9 @@ WORKER_HEALTH_DIR = Path(os.environ.get("WORKER_HEALTH_DIR", VAR_DIR / "worker-h
 MODEL_CACHE_DIR = Path(os.environ.get("MODEL_CACHE_DIR", VAR_DIR / "model-cache"))
 # Loaded models kept per worker process: the active one and the one before it (rollback, re-runs).
 MODEL_CACHE_VERSIONS = env_int("MODEL_CACHE_VERSIONS", 2)
+# How often each inference and heat-map child looks for a newly activated model to load before its
+# jobs need it (0: only when a job needs it).
+MODEL_WATCH_SECONDS = env_int("MODEL_WATCH_SECONDS", 5)
 # ONNX Runtime threads per inference process: by default the cores shared out between the worker's
 # children, so that two children never fight over one core.
 INFERENCE_THREADS = env_int(
