@@ -102,6 +102,10 @@ def table(results: dict) -> str:
             f"{ours['clients']} clients, {ours['accept_errors']} errors |"
         )
         rows.append(
+            f"| (d) SkinSight at idle, accepted | - | {_fmt(ours.get('idle_accept_p50_ms'))} | "
+            f"{_fmt(ours.get('idle_accept_p95_ms'))} | - | one upload at a time, 600x450 JPEG |"
+        )
+        rows.append(
             f"| (d) SkinSight at idle, upload → pushed result | - | "
             f"{_fmt(ours['idle_upload_to_push_p50_ms'])} | "
             f"{_fmt(ours['idle_upload_to_push_p95_ms'])} | - | one upload at a time |"

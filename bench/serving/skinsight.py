@@ -57,18 +57,22 @@ class ServingPortal(Portal):
                 if state.get("status") in ("done", "failed", "rejected"):
                     return
 
-    def idle_round_trip_ms(self, photos: list[bytes], count: int) -> list[float]:
-        """Upload → pushed result, one at a time; each measured from before the request."""
-        times = []
+    def idle_round_trip_ms(
+        self, photos: list[bytes], count: int
+    ) -> tuple[list[float], list[float]]:
+        """One upload at a time: (accepted, pushed result) times in ms, each measured from
+        before the request (accepted: the upload's answer received)."""
+        accepted, pushed = [], []
         with requests.Session() as session:
             for index in range(count):
                 started = time.perf_counter()
                 response = self.upload(session, photos[index % len(photos)])
                 response.raise_for_status()
+                accepted.append((time.perf_counter() - started) * 1000)
                 asyncio.run(self._pushed_done(response.json()["id"]))
-                times.append((time.perf_counter() - started) * 1000)
+                pushed.append((time.perf_counter() - started) * 1000)
                 time.sleep(0.2)  # idle means idle: nothing else in flight
-        return times
+        return accepted, pushed
 
     def process_groups(self) -> dict[str, Group]:
         """Where the CPU goes: the portal's processes by part (PostgreSQL's are the host's)."""
@@ -134,7 +138,7 @@ def measure_skinsight(
         warm_since = time.time() - 1
         run_load(send, 8 * clients, clients)
         portal.finished_rows(warm_since, 8 * clients)
-        idle = portal.idle_round_trip_ms(photos, idle_uploads)
+        idle_accepted, idle = portal.idle_round_trip_ms(photos, idle_uploads)
         since = time.time() - 1
         with CpuMeter(portal.process_groups()) as meter:
             accepted = run_load(send, total, clients)
@@ -145,6 +149,8 @@ def measure_skinsight(
     batch_sum = float(re.search(r"^skinsight_batch_jobs_sum (\S+)$", metrics, re.M).group(1))
     batch_count = float(re.search(r"^skinsight_batch_jobs_count (\S+)$", metrics, re.M).group(1))
     return {
+        "idle_accept_p50_ms": statistics.median(idle_accepted),
+        "idle_accept_p95_ms": _percentile(idle_accepted, 95),
         "idle_upload_to_push_p50_ms": statistics.median(idle),
         "idle_upload_to_push_p95_ms": _percentile(idle, 95),
         "backlog_uploads": total,
