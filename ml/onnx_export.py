@@ -47,8 +47,8 @@ def onnx_session(path: str | Path, *, threads: int | None = None):
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
     # Idle pool threads would otherwise spin on their cores between runs, taking CPU from the web
-    # processes and the database that share the host (measured: a worker with two threads used
-    # 35 ms of CPU per photo under a backlog, against 23 ms for two children of one thread each).
+    # processes and the database that share the host (measured under a backlog: a worker child
+    # with two threads used 35 ms of CPU per photo while they spun, 20 ms without).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     available = ort.get_available_providers()

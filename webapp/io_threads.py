@@ -9,6 +9,7 @@ on the caller's thread, whose connection and transaction Django keeps per thread
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -19,14 +20,16 @@ R = TypeVar("R")
 IO_THREADS = 8
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
     # Keyed by process id: a pool inherited across fork has no threads behind it.
     pid = os.getpid()
-    if pid not in _pools:
-        _pools[pid] = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="io")
-    return _pools[pid]
+    with _pools_lock:
+        if pid not in _pools:
+            _pools[pid] = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="io")
+        return _pools[pid]
 
 
 def start(fn: Callable[..., R], *args) -> Future[R]:

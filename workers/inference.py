@@ -210,8 +210,8 @@ def _classify_claimed(
             what=f"the result of case {case.public_id}",
         )
 
-    # The result objects are written while the cases are locked for recording; the predictions
-    # commit only once their objects exist (see case_record_predictions).
+    # The result objects are written while the batch's predictions are inserted; those commit only
+    # once their objects exist (see case_record_predictions).
     writes_started = time.perf_counter()
     writes = {case_id: start(store_result, case_id) for case_id in ready}
 
