@@ -138,12 +138,8 @@ class Patient(threading.Thread):
 
 def _process_memory_mb(portal: Portal) -> dict[str, float]:
     """RSS of every process the portal started, children included, by role."""
-    roots = {name: process.pid for name, process in portal.supervisor.processes}
-    roots["inference worker"] = portal.worker.pid
-    for service in portal.supervisor.services:
-        roots[service.name] = service.process.pid
     memory = {}
-    for name, pid in roots.items():
+    for name, pid in portal.process_roots().items():
         pids = [pid, *_descendants(pid)]
         for number, each in enumerate(pids):
             label = name if number == 0 else f"{name} child {number}"

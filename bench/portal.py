@@ -114,8 +114,8 @@ class Portal:
         if self.scheduler:
             self._spawn("scheduler", commands.beat(str(self.var_dir / "celerybeat-schedule")))
         port = int(os.environ["PORT"])
-        self.web = self._spawn("web", commands.web("127.0.0.1", port))
-        wait_for_port(port, 60, self.web)
+        web = self._spawn("web", commands.web("127.0.0.1", port))
+        wait_for_port(port, 60, web)
         self.base = f"http://127.0.0.1:{port}"
         self.wait_warm()
 
@@ -136,6 +136,15 @@ class Portal:
         # Not in the supervisor's list: a run may kill it and start another.
         self.worker = run_local.launch(command, log=self.log)
         return self.worker
+
+    def process_roots(self) -> dict[str, int]:
+        """The pid of each process the portal started, by role; their children are theirs."""
+        roots = {name: process.pid for name, process in self.supervisor.processes}
+        if self.worker:
+            roots["inference worker"] = self.worker.pid
+        for service in self.supervisor.services:
+            roots[service.name] = service.process.pid
+        return roots
 
     def worker_children(self) -> list[int]:
         """The pids of the inference worker's pool processes."""

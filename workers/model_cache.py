@@ -80,8 +80,9 @@ def get_explainer(version: ModelVersion):
 
 def keep_active_warm(load: Callable[[ModelVersion], object], every: float) -> threading.Thread:
     """In a worker child: a daemon thread that asks every ``every`` seconds which version is
-    active and ``load``s it (a cache hit once it is loaded). A version that cannot be loaded is
-    reported once, not at every look."""
+    active and ``load``s it (a cache hit once it is loaded). A version that fails to load is
+    reported once and left to the jobs, which load it themselves (and say why when they cannot):
+    trying again every few seconds would fetch and build it again each time."""
     thread = threading.Thread(
         target=_watch, args=(load, every), name="active-model-watcher", daemon=True
     )
@@ -90,19 +91,18 @@ def keep_active_warm(load: Callable[[ModelVersion], object], every: float) -> th
 
 
 def _watch(load: Callable[[ModelVersion], object], every: float) -> None:
-    reported: set[int] = set()
+    failed: set[int] = set()
     while True:
         time.sleep(every)
         version = None
         try:
             version = model_version_get_active()
-            if version is not None:
+            if version is not None and version.pk not in failed:
                 load(version)
         except Exception as exc:
-            if version is None or version.pk not in reported:
-                logger.error("could not load the active model ahead of its jobs: %s", exc)
-                if version is not None:
-                    reported.add(version.pk)
+            logger.error("could not load the active model ahead of its jobs: %s", exc)
+            if version is not None:
+                failed.add(version.pk)
         finally:
             # This thread's own connection: not held open between looks.
             connections.close_all()

@@ -75,15 +75,10 @@ class ServingPortal(Portal):
         return accepted, pushed
 
     def process_groups(self) -> dict[str, Group]:
-        """Where the CPU goes: the portal's processes by part (PostgreSQL's are the host's)."""
-        return {
-            "web": under(self.web.pid),
-            "inference worker": under(self.worker.pid),
-            "object store": named("weed"),
-            "broker": named("valkey"),
-            "database": named("postgres"),
-            "load client": only(os.getpid()),
-        }
+        """Where the CPU goes: the portal's processes by role with their children, PostgreSQL's
+        (the host's: it was not started by the portal) and this load client."""
+        groups: dict[str, Group] = {name: under(pid) for name, pid in self.process_roots().items()}
+        return {**groups, "database": named("postgres"), "load client": only(os.getpid())}
 
     def finished_rows(self, since: float, expected: int, timeout: float = 1800) -> list[tuple]:
         """(created_at, finished_at, status) of the cases made after ``since``, once all are done."""

@@ -15,10 +15,10 @@ from webapp.storage import store
 def test_warm_up_makes_the_object_store_client_before_any_request(monkeypatch):
     monkeypatch.setattr(store, "_clients", {})
     warm_web_process()
-    made = store._clients
-    assert len(made) == 1
+    assert len(store._clients) == 1
+    made = next(iter(store._clients.values()))
     store.prepare_client()  # later calls, and requests, use the same one
-    assert store._clients == made
+    assert store._client() is made and len(store._clients) == 1
 
 
 def test_every_cache_object_of_a_process_shares_one_redis_client():
