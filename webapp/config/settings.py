@@ -123,8 +123,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    # The web server, the worker and Channels write concurrently: wait for locks instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # The web server and the workers write concurrently: wait for locks instead of failing. A
+    # transaction also takes the write lock when it begins: one that read first and wrote later
+    # could not wait for it (SQLite answers "database is locked" at once, to avoid a deadlock),
+    # which under `make run` sent a batch whose heat-map neighbour was writing into a 5 s retry.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
