@@ -20,7 +20,7 @@ def mobilenet_bundle() -> Path:
         return MOBILENET
     from ml.architectures import build_mobilenet_v2, get_architecture
     from ml.bundle import save_bundle
-    from ml.preprocess import preprocessing_description
+    from ml.preprocess import Preprocessing
 
     print("making the benchmark bundle (MobileNetV2, ImageNet backbone)…", flush=True)
     model = build_mobilenet_v2(input_size=224, weights=str(WEIGHTS))
@@ -30,7 +30,7 @@ def mobilenet_bundle() -> Path:
         MOBILENET,
         architecture="mobilenet_v2",
         input_size=224,
-        preprocessing=preprocessing_description(224, normalisation),
+        preprocessing=Preprocessing(224).describe(normalisation),
         check_images=sorted(PHOTOS.iterdir())[:8],
         name="bench-mobilenet_v2",
     )

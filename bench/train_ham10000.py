@@ -4,7 +4,9 @@
     .venv/bin/python -m bench.train_ham10000 --architecture basic_cnn --image-size 64 --head-epochs 8
 
 Measures, in one run on this machine: the input pipeline's throughput against the same model fed from
-in-memory tensors, training time, and the test-split metrics of ml.evaluate's report. Writes the run folder
+in-memory tensors, training time, and the metrics of the test split and of the external photos
+(`../shared/data/isic2018-test-external`, other sources; never trained on, they also hold the referral
+threshold to its melanoma sensitivity; `--external` names another set). Writes the run folder
 (bundle + report), and `docs/benchmarks/train_ham10000-<name or architecture>.{json,md}` plus the report's plots, which
 docs/model-card.md cites. Not part of the test suite.
 """
@@ -62,11 +64,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+EXTERNAL = SHARED / "data" / "isic2018-test-external"
+
+
 def training_config(args: argparse.Namespace, out_dir: Path):
     from ml.training_config import TrainConfig, options_from_args
 
     weights = Path(os.environ.get("PRETRAINED_WEIGHTS_DIR", SHARED / "weights"))
-    options = options_from_args(args, weights_dir=weights, seed=0)
+    external = EXTERNAL if EXTERNAL.is_dir() else None
+    options = options_from_args(args, weights_dir=weights, seed=0, external_dir=external)
     return TrainConfig.from_options(options, out_dir=out_dir).validate()
 
 
@@ -81,7 +87,7 @@ def measure_pipeline(config, samples_train, steps: int) -> dict:
     from ml.architectures import freeze_backbone, get_architecture
     from ml.pipeline import make_dataset
     from ml.pretrained import resolve_weights
-    from ml.train import augmented, training_loss
+    from ml.train import augmented, class_priors, serving_recipe, training_loss
 
     spec = get_architecture(config.architecture)
     image_size = config.image_size or spec.default_input_size
@@ -92,13 +98,14 @@ def measure_pipeline(config, samples_train, steps: int) -> dict:
         freeze_backbone(model)
     # The same training step as ml.train: augmentation runs inside it, with the run's loss and
     # optimizer.
-    model = augmented(model, config.seed, config.colour_jitter)
+    model = augmented(model, config.seed, config.colour_jitter, config.random_crops)
     model.compile(
         optimizer=spec.make_optimizer(1e-4, config.weight_decay),
-        loss=training_loss(config.label_smoothing),
+        loss=training_loss(config.label_smoothing, config.loss, class_priors(samples_train)),
     )
     subset = samples_train[: batch_size * (steps + 2)]
-    ds = make_dataset(subset, image_size, batch_size, training=True, seed=config.seed)
+    preprocessing = serving_recipe(config, image_size, spec.normalisation).preprocessing
+    ds = make_dataset(subset, preprocessing, batch_size, training=True, seed=config.seed)
     started = time.perf_counter()
     for _ in ds:  # fills the cache: decode + resize of every image once
         pass
@@ -144,6 +151,7 @@ def main(argv=None) -> int:
         return add_decision_rule(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ml.datasets import detect_and_load
+    from ml.judge import headline
     from ml.splits import grouped_stratified_split
     from ml.train import train
 
@@ -182,8 +190,11 @@ def main(argv=None) -> int:
     }
     result["decision_rule"] = analyse_decision_rule(out / "report", split)
     write_docs(result, out / "report", results_name(args))
-    print(f"[bench] done in {wall / 60:.1f} min: accuracy {metrics['accuracy']:.3f}, "
-          f"balanced accuracy {metrics['balanced_accuracy']:.3f}", flush=True)  # fmt: skip
+    print(f"[bench] done in {wall / 60:.1f} min", flush=True)
+    print(f"[bench] test split: {headline(metrics)}", flush=True)
+    if metrics.get("external"):
+        print(f"[bench] external ({metrics['external']['source']}): "
+              f"{headline(metrics['external'])}", flush=True)  # fmt: skip
     return 0
 
 
@@ -293,15 +304,7 @@ def render_markdown(result: dict, name: str) -> str:
         f"Split (images): {result['split']}; training {result['train_wall_seconds'] / 60:.1f} min wall "
         f"({result['fit_seconds'] / 60:.1f} min in fit)",
         "",
-        "| metric (test split) | value |",
-        "|---|---|",
-        f"| accuracy | {m['accuracy']:.3f} |",
-        f"| balanced accuracy | {m['balanced_accuracy']:.3f} |",
-        f"| macro F1 | {m['macro_f1']:.3f} |",
-        f"| macro ROC AUC | {fmt(m['roc_auc'].get('macro'))} |",
-        f"| melanoma sensitivity / specificity | {fmt(m['melanoma']['sensitivity'])} / "
-        f"{fmt(m['melanoma']['specificity'])} |",
-        f"| expected calibration error (after temperature {result['temperature']:.2f}) | {m['ece']:.3f} |",
+        *_headline_table(m, result["temperature"]),
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
@@ -329,18 +332,22 @@ def render_markdown(result: dict, name: str) -> str:
     referral, chosen = m.get("referral"), result.get("referral_rule")
     if referral and chosen:
         val = chosen["validation"]
+        outside = (m.get("external") or {}).get("referral")
+        chosen_on = "validation and the external photos" if chosen.get("external") else "validation"
         lines += [
             "",
             f"Referral rule (`ml.referral`, recorded in the bundle): refer when P(mel) + P(bcc) + "
-            f"P(akiec) >= {chosen['malignant_threshold']:.3f} (chosen on validation for "
+            f"P(akiec) >= {chosen['malignant_threshold']:.3f} (chosen on {chosen_on} for "
             f"{chosen['target_melanoma_sensitivity']:.0%} melanoma sensitivity plus a "
             f"{chosen['margin'] * 100:.0f}-point margin) or the top class is below "
             f"{chosen['min_confidence']:.0%}.",
             "",
-            "| referral (share of photos referred) | validation | test (held out) |",
-            "|---|---|---|",
+            "| referral (share of photos referred) | validation | test (held out) |"
+            + (" external photos |" if outside else ""),
+            "|---|---|---|" + ("---|" if outside else ""),
             *(
                 f"| {label} | {val[key]:.3f} | {referral[key]:.3f} |"
+                + (f" {outside[key]:.3f} |" if outside else "")
                 for key, label in (
                     ("melanoma_sensitivity", f"melanomas ({referral['melanomas']} on test)"),
                     ("malignant_sensitivity", "malignant photos (mel, bcc, akiec)"),
@@ -349,6 +356,12 @@ def render_markdown(result: dict, name: str) -> str:
                     ("referred_as_unsure", "referred only as unsure"),
                 )
             ),
+        ]
+    flagged = (m.get("subgroups") or {}).get("flagged")
+    if m.get("subgroups"):
+        lines += ["", "Subgroups of the test split (`ml.subgroups`):", ""]
+        lines += [f"- flagged: {f['label']} {f['value']}: {f['reason']}" for f in flagged] or [
+            "- no subgroup flagged"
         ]
     lines += [
         "",
@@ -361,6 +374,36 @@ def render_markdown(result: dict, name: str) -> str:
     ]
     lines += [f"![{file.removeprefix(name + '-').removesuffix('.png')}]({file})" for file in images]
     return "\n".join(lines) + "\n"
+
+
+def _headline_table(m: dict, temperature: float) -> list[str]:
+    """The headline metrics, for the test split and, when measured, the external photos."""
+    sets = [("test split", m)] + ([("external photos", m["external"])] if m.get("external") else [])
+    rows = [
+        ("accuracy", lambda x: fmt(x["accuracy"])),
+        ("balanced accuracy", lambda x: fmt(x["balanced_accuracy"])),
+        ("macro F1", lambda x: fmt(x["macro_f1"])),
+        ("macro ROC AUC", lambda x: fmt(x["roc_auc"].get("macro"))),
+        (
+            "melanoma sensitivity / specificity (named class)",
+            lambda x: f"{fmt(x['melanoma']['sensitivity'])} / {fmt(x['melanoma']['specificity'])}",
+        ),
+        (
+            f"expected calibration error (after temperature {temperature:.2f})",
+            lambda x: fmt(x["ece"]),
+        ),
+    ]
+    lines = [
+        "| metric | " + " | ".join(name for name, _ in sets) + " |",
+        "|---|" + "---|" * len(sets),
+    ]
+    lines += [f"| {label} | " + " | ".join(cell(x) for _, x in sets) + " |" for label, cell in rows]
+    if m.get("external"):
+        lines.append("")
+        lines.append(
+            f"External photos: {m['external'].get('source')} ({m['external']['n']} photos)."
+        )
+    return lines
 
 
 def regularisers(config: dict) -> str:

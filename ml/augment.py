@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+# Random resized crops: each side zoomed independently to between this much in and out (a crop of
+# 60% to 110% of the side, so 36% to 121% of the area, aspect ratios up to about 1.8), shifted by up
+# to this share of the side.
+CROP_ZOOM = (-0.4, 0.1)
+CROP_SHIFT = 0.1
 
-def build_augmenter(seed: int = 0, colour_jitter: float = 0.0) -> Any:
+
+def build_augmenter(seed: int = 0, colour_jitter: float = 0.0, random_crops: bool = False) -> Any:
     """Rotation, zoom and both flips: lesions have no canonical orientation or scale.
 
-    ``colour_jitter`` (0 to <1) adds random brightness, contrast and saturation changes of that
-    strength, standing in for the different cameras, dermatoscopes and lighting of real uploads.
-    Hue is left alone: a lesion's colour (blue-white veil, red vessels) is diagnostic.
+    ``random_crops`` replaces the gentle zoom (15% either way, aspect kept) by random resized crops
+    (``CROP_ZOOM``, ``CROP_SHIFT``): photos from other clinics frame lesions closer or farther, and
+    not always centred. ``colour_jitter`` (0 to <1) adds random brightness, contrast and saturation
+    changes of that strength, standing in for the different cameras, dermatoscopes and lighting of
+    real uploads. Hue is left alone: a lesion's colour (blue-white veil, red vessels) is diagnostic.
     """
     import keras
 
@@ -18,8 +26,18 @@ def build_augmenter(seed: int = 0, colour_jitter: float = 0.0) -> Any:
     steps = [
         keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
         keras.layers.RandomRotation(0.25, fill_mode="reflect", seed=seed + 1),
-        keras.layers.RandomZoom(0.15, fill_mode="reflect", seed=seed + 2),
     ]
+    if random_crops:
+        steps += [
+            keras.layers.RandomZoom(
+                CROP_ZOOM, width_factor=CROP_ZOOM, fill_mode="reflect", seed=seed + 2
+            ),
+            keras.layers.RandomTranslation(
+                CROP_SHIFT, CROP_SHIFT, fill_mode="reflect", seed=seed + 6
+            ),
+        ]
+    else:
+        steps.append(keras.layers.RandomZoom(0.15, fill_mode="reflect", seed=seed + 2))
     if colour_jitter:
         steps += [
             keras.layers.RandomBrightness(colour_jitter, value_range=(0, 255), seed=seed + 3),

@@ -34,7 +34,7 @@ from ml.manifest import (
     write_manifest,
 )
 from ml.onnx_export import CHECK_IMAGES, export_checked, synthetic_check_inputs
-from ml.preprocess import INPUT_SCALINGS, model_input_file, preprocessing_description
+from ml.preprocess import INPUT_SCALINGS, Preprocessing
 
 
 @dataclass
@@ -64,6 +64,7 @@ def save_bundle(
     pretrained: str | None = None,
     parent: str | None = None,
     decision_thresholds: dict[str, Any] | None = None,
+    test_time_augmentation: dict[str, Any] | None = None,
     dataset_sha256: str | None = None,
     name: str | None = None,
     check_images: Sequence[str | Path] = (),
@@ -86,6 +87,8 @@ def save_bundle(
         )
     if calibration_temperature <= 0:
         raise BundleError(f"calibration temperature must be > 0, got {calibration_temperature}")
+    preprocessing = preprocessing or Preprocessing(int(input_size)).describe("unknown")
+    recipe = Preprocessing.from_manifest(preprocessing, int(input_size))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -97,7 +100,7 @@ def save_bundle(
             _write_json(staging / TRAINING_FILE, training)
         if metrics is not None:
             _write_json(staging / METRICS_FILE, metrics)
-        onnx = _export_onnx(model, staging, int(input_size), check_images)
+        onnx = _export_onnx(model, staging, recipe, check_images)
         import tensorflow as tf
 
         write_manifest(
@@ -107,7 +110,8 @@ def save_bundle(
                 "architecture": architecture,
                 "class_names": list(class_names),
                 "input_size": int(input_size),
-                "preprocessing": preprocessing or preprocessing_description(input_size, "unknown"),
+                "preprocessing": preprocessing,
+                "test_time_augmentation": test_time_augmentation,
                 "calibration_temperature": float(calibration_temperature),
                 "decision_thresholds": decision_thresholds,
                 "metrics": metrics,
@@ -129,13 +133,16 @@ def save_bundle(
 
 
 def _export_onnx(
-    model: keras.Model, bundle_dir: Path, input_size: int, check_images: Sequence[str | Path]
+    model: keras.Model,
+    bundle_dir: Path,
+    preprocessing: Preprocessing,
+    check_images: Sequence[str | Path],
 ) -> dict[str, Any]:
     paths = list(check_images)[:CHECK_IMAGES]
     if not paths:
-        inputs = synthetic_check_inputs(input_size)
+        inputs = synthetic_check_inputs(preprocessing.size)
         return export_checked(model, bundle_dir, inputs, source="synthetic")
-    inputs = np.stack([model_input_file(str(path), input_size) for path in paths])
+    inputs = np.stack([preprocessing.from_file(str(path)) for path in paths])
     return export_checked(model, bundle_dir, inputs, source="real")
 
 
@@ -150,9 +157,8 @@ def add_onnx_export(bundle_dir: str | Path, check_images: Sequence[str | Path] =
         loaded = load_opened_bundle(opened)
     (bundle_dir / ONNX_FILE).unlink(missing_ok=True)
     manifest = dict(loaded.manifest)
-    manifest["onnx"] = _export_onnx(
-        loaded.model, bundle_dir, int(manifest["input_size"]), check_images
-    )
+    recipe = Preprocessing.from_manifest(manifest["preprocessing"], int(manifest["input_size"]))
+    manifest["onnx"] = _export_onnx(loaded.model, bundle_dir, recipe, check_images)
     write_manifest(bundle_dir, manifest)
     return manifest["onnx"]
 
@@ -286,7 +292,7 @@ def import_model_files(
         raise BundleError(f"imported model needs a square image input, found {input_shape}")
     input_size = int(input_shape[1])
     model = _wrap_input_scaling(source, input_scale, input_size)
-    description = preprocessing_description(input_size, INPUT_SCALINGS[input_scale])
+    description = Preprocessing(input_size).describe(INPUT_SCALINGS[input_scale])
     sources = [str(p) for p in (json_path, weights_path, model_path) if p]
     return save_bundle(
         model,

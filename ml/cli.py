@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         help="recorded split to evaluate (default: test)",
     )
+    evaluate.add_argument(
+        "--external",
+        type=Path,
+        default=None,
+        help="labelled photos from other sources (labels.csv layout): judged beside DATA with the "
+        "same recipe and rules, and reported first",
+    )
     evaluate.add_argument("--out", required=True, type=Path, help="folder for the report")
     evaluate.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
 
@@ -160,12 +167,21 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from ml.evaluate import evaluate_bundle
+    from ml.judge import headline
 
     result = evaluate_bundle(
-        args.bundle, args.data, args.out, split=args.split, batch_size=args.batch_size
+        args.bundle,
+        args.data,
+        args.out,
+        split=args.split,
+        batch_size=args.batch_size,
+        external_dir=args.external,
     )
+    metrics = result["metrics"]
     print(f"evaluated {result['count']} images ({result['selection']})")
-    print(f"accuracy: {result['metrics'].get('accuracy')}")
+    for label, numbers in (("held-out", metrics), ("external", metrics.get("external"))):
+        if numbers:
+            print(f"{label}: {headline(numbers)}")
     for name, path in sorted(result["report"].items()):
         print(f"{name}: {path}")
     return 0
@@ -182,17 +198,24 @@ def _predict(args: argparse.Namespace) -> int:
         blobs.append(path.read_bytes())
     probabilities = predictor.predict_bytes(blobs)
     names = predictor.class_names
+    named = [
+        predictor.top_class(dict(zip(names, map(float, row), strict=True))) for row in probabilities
+    ]
     if args.json:
         rows = [
-            {"image": str(path), "probabilities": dict(zip(names, map(float, row), strict=True))}
-            for path, row in zip(args.images, probabilities, strict=True)
+            {
+                "image": str(path),
+                "probabilities": dict(zip(names, map(float, row), strict=True)),
+                "top_class": top,
+            }
+            for path, row, top in zip(args.images, probabilities, named, strict=True)
         ]
         print(json.dumps(rows, indent=2))
         return 0
     print("image\t" + "\t".join(names) + "\ttop")
-    for path, row in zip(args.images, probabilities, strict=True):
+    for path, row, top in zip(args.images, probabilities, named, strict=True):
         cells = "\t".join(f"{p:.4f}" for p in row)
-        print(f"{path}\t{cells}\t{names[int(row.argmax())]}")
+        print(f"{path}\t{cells}\t{top}")
     return 0
 
 

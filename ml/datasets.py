@@ -3,12 +3,16 @@
 Supported layouts (``detect_and_load`` picks one):
 
 * HAM10000 as published: ``HAM10000_metadata.csv`` (columns ``lesion_id``, ``image_id``,
-  ``dx``, ...) at the root, images ``<image_id>.jpg`` / ``.png`` anywhere below the root (the
-  download splits them into ``HAM10000_images_part_1`` and ``_part_2``).
-* Confirmed-cases snapshot exported by the web app: ``labels.csv`` at the root with columns
-  ``image`` (path relative to the snapshot root, ``/``-separated; ``file`` is accepted as an
-  alias), ``dx`` (one of the seven class codes) and ``lesion_id`` (photos of the same lesion
-  share it, so splits keep them together). Extra columns are ignored. Example::
+  ``dx``, and optionally ``age``, ``sex``, ``localization``) at the root, images
+  ``<image_id>.jpg`` / ``.png`` anywhere below the root (the download splits them into
+  ``HAM10000_images_part_1`` and ``_part_2``).
+* A labelled photo set, such as a confirmed-cases snapshot exported by the web app or photos
+  from another source kept for evaluation: ``labels.csv`` at the root with columns ``image``
+  (path relative to the root, ``/``-separated; ``file`` is accepted as an alias) and ``dx``
+  (one of the seven class codes); optionally ``lesion_id`` (photos of the same lesion share it,
+  so splits keep them together; without it each photo is its own lesion), ``image_id`` (else
+  the file name names the photo) and ``age``, ``sex``, ``localization``. Other columns are
+  ignored. Example::
 
       image,dx,lesion_id
       images/7f3a.jpg,mel,lesion-42
@@ -28,7 +32,7 @@ import io
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -49,12 +53,19 @@ class DatasetError(ValueError):
     """A dataset is missing, malformed or empty."""
 
 
+# Patient and lesion facts a dataset may carry (HAM10000's metadata columns), kept with each image so
+# results can be broken down by them.
+ATTRIBUTE_COLUMNS = ("localization", "age", "sex")
+
+
 @dataclass(frozen=True)
 class Sample:
     path: Path
     label_index: int
     lesion_id: str
     image_id: str
+    # ATTRIBUTE_COLUMNS values the dataset gives for this image (absent or empty: unknown).
+    attributes: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def dx(self) -> str:
@@ -136,7 +147,14 @@ def load_ham10000(root: str | Path) -> list[Sample]:
     entries, problems = audit_rows(rows, index_image_paths(relative_files(root)), str(metadata))
     if problems:
         raise DatasetProblems(str(root), problems)
-    return [Sample(root / e.path, CLASSES.index(e.dx), e.lesion_id, e.image_id) for e in entries]
+    return [
+        Sample(root / e.path, CLASSES.index(e.dx), e.lesion_id, e.image_id, dict(e.attributes))
+        for e in entries
+    ]
+
+
+def _attributes(row: Mapping[str, str]) -> dict[str, str]:
+    return {name: row[name] for name in ATTRIBUTE_COLUMNS if row.get(name)}
 
 
 def load_class_folders(root: str | Path) -> list[Sample]:
@@ -161,7 +179,9 @@ def load_class_folders(root: str | Path) -> list[Sample]:
 
 
 def load_confirmed_cases_snapshot(root: str | Path) -> list[Sample]:
-    """Load a web-app snapshot: ``labels.csv`` with ``image,dx,lesion_id`` (module docstring)."""
+    """Load ``labels.csv`` with ``image,dx,lesion_id`` (module docstring): a web-app snapshot, or a
+    set of photos from elsewhere. Without ``lesion_id`` each photo is its own lesion; an
+    ``image_id`` column names the photos (else the file names do); ATTRIBUTE_COLUMNS are kept."""
     root = require_dataset_dir(root)
     labels = root / SNAPSHOT_LABELS
     if not labels.is_file():
@@ -169,7 +189,7 @@ def load_confirmed_cases_snapshot(root: str | Path) -> list[Sample]:
     with open(labels, newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), [])
     image_column = "file" if "file" in header and "image" not in header else "image"
-    rows = _read_csv(labels, (image_column, "dx", "lesion_id"))
+    rows = _read_csv(labels, (image_column, "dx"))
     resolved_root = root.resolve()
     samples = []
     missing = []
@@ -185,7 +205,10 @@ def load_confirmed_cases_snapshot(root: str | Path) -> list[Sample]:
         if not path.is_file():
             missing.append(str(relative))
             continue
-        samples.append(Sample(path, label, row["lesion_id"] or path.stem, path.stem))
+        image_id = row.get("image_id") or path.stem
+        samples.append(
+            Sample(path, label, row.get("lesion_id") or image_id, image_id, _attributes(row))
+        )
     if missing:
         raise DatasetError(
             f"{len(missing)} image(s) listed in {labels} not found: {', '.join(missing[:5])}"
@@ -280,6 +303,7 @@ class AuditedImage:
     dx: str
     path: str  # relative to the dataset root, "/"-separated
     sha256: str = ""  # filled when the audit read the image
+    attributes: tuple[tuple[str, str], ...] = ()  # ATTRIBUTE_COLUMNS given for it
 
 
 def audit_rows(
@@ -325,7 +349,9 @@ def audit_rows(
                 )
             )
             continue
-        entries.append(AuditedImage(image_id, lesion_id, dx, path))
+        entries.append(
+            AuditedImage(image_id, lesion_id, dx, path, attributes=tuple(_attributes(row).items()))
+        )
     return entries, problems
 
 
@@ -347,7 +373,12 @@ def audit_image_files(
             problems.append(Problem("corrupt_image", entry.path, f"{entry.image_id}: {exc}"))
             continue
         audited = AuditedImage(
-            entry.image_id, entry.lesion_id, entry.dx, entry.path, hashlib.sha256(data).hexdigest()
+            entry.image_id,
+            entry.lesion_id,
+            entry.dx,
+            entry.path,
+            hashlib.sha256(data).hexdigest(),
+            entry.attributes,
         )
         if keep is not None:
             keep(audited, data)

@@ -20,7 +20,8 @@ import tensorflow as tf  # gradients need the backend; Keras 3 here runs on Tens
 
 from ml.bundle import LoadedBundle, load_bundle
 from ml.heatmaps import GradCamError, HeatMap
-from ml.preprocess import model_input
+from ml.preprocess import decode_image
+from ml.recipe import ServingRecipe
 
 
 def _chain(model: keras.Model) -> list[keras.Layer]:
@@ -94,6 +95,8 @@ class Explainer:
         self.gradcam = GradCam(loaded.model)
         self.input_size = int(loaded.manifest["input_size"])
         self.class_names: list[str] = list(loaded.manifest["class_names"])
+        # The same input its predictions get; a recipe this code cannot follow is a BundleError.
+        self.preprocessing = ServingRecipe.checked(loaded.manifest, loaded.path).preprocessing
 
     @classmethod
     def from_bundle(cls, path: str | Path) -> Explainer:
@@ -105,5 +108,11 @@ class Explainer:
         """The heat map of ``class_name`` on an encoded photo; ``ImageDecodeError`` on bad bytes."""
         if class_name not in self.class_names:
             raise GradCamError(f"the model has no class {class_name!r}")
-        pixels = model_input(blob, self.input_size)
-        return self.gradcam.explain(pixels, self.class_names.index(class_name))
+        photo = decode_image(blob, at_least=self.input_size)
+        heat = self.gradcam.explain(
+            self.preprocessing.from_array(photo), self.class_names.index(class_name)
+        )
+        height, width = photo.shape[:2]
+        left, top, right, bottom = self.preprocessing.seen_region(width, height)
+        region = (left / width, top / height, right / width, bottom / height)
+        return HeatMap(heat.class_index, heat.layer, heat.grid, region)

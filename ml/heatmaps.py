@@ -23,25 +23,38 @@ class GradCamError(ValueError):
     """The model's structure does not allow a Grad-CAM heat map."""
 
 
+# (left, top, right, bottom) as fractions of the photo's width and height.
+Region = tuple[float, float, float, float]
+WHOLE_PHOTO: Region = (0.0, 0.0, 1.0, 1.0)
+
+
 @dataclass(frozen=True)
 class HeatMap:
     class_index: int
     layer: str
     # (rows, cols) in 0..1, the peak at 1; all zeros when nothing in the map speaks for the class.
     grid: np.ndarray
+    # The part of the photo the model saw, which the grid covers (a centre crop sees less).
+    region: Region = WHOLE_PHOTO
 
 
-def upsample(grid: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The grid stretched over a width x height photo (the model saw the photo squashed to a square,
-    so the grid covers the whole photo)."""
-    plane = Image.fromarray(np.ascontiguousarray(grid, dtype=np.float32), "F")
-    return np.clip(np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR)), 0, 1)
+def upsample(grid: np.ndarray, width: int, height: int, region: Region = WHOLE_PHOTO) -> np.ndarray:
+    """The grid laid over a width x height photo: stretched over ``region`` (the part the model
+    saw), zero outside it."""
+    left, top = round(region[0] * width), round(region[1] * height)
+    right, bottom = round(region[2] * width), round(region[3] * height)
+    heat = np.zeros((height, width), dtype=np.float32)
+    if right > left and bottom > top:
+        plane = Image.fromarray(np.ascontiguousarray(grid, dtype=np.float32), "F")
+        inside = plane.resize((right - left, bottom - top), Image.Resampling.BILINEAR)
+        heat[top:bottom, left:right] = np.clip(np.asarray(inside), 0, 1)
+    return heat
 
 
-def overlay_png(grid: np.ndarray, width: int, height: int) -> bytes:
+def overlay_png(grid: np.ndarray, width: int, height: int, region: Region = WHOLE_PHOTO) -> bytes:
     """A transparent PNG of the heat map at the photo's size, to lay over it: hot is red and opaque,
     cold is blue and faint, below ``TRANSPARENT_BELOW`` nothing."""
-    heat = upsample(grid, width, height)
+    heat = upsample(grid, width, height, region)
     rgba = np.empty((height, width, 4), dtype=np.uint8)
     for channel in range(3):
         rgba[..., channel] = np.interp(heat, _RAMP_STOPS, _RAMP_COLOURS[:, channel])

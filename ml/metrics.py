@@ -136,17 +136,22 @@ def _roc_auc(y: np.ndarray, p: np.ndarray, class_names: Sequence[str]) -> dict:
     return aucs
 
 
-def classification_metrics(y_true, probs, class_names: Sequence[str] = CLASSES) -> dict:
+def classification_metrics(
+    y_true, probs, class_names: Sequence[str] = CLASSES, predicted=None
+) -> dict:
     """All the numbers reported for a model on one labelled set, as a JSON-ready dict.
 
     ``y_true`` holds class indices into ``class_names``; ``probs`` is (n, len(class_names))
-    softmax output. Predictions are the argmax of ``probs``.
+    softmax output. The named classes are ``predicted`` (a bundle's top-class rule) or, when it is
+    not given, the argmax of ``probs``; calibration and AUC always use the probabilities.
     """
     class_names = list(class_names)
     k = len(class_names)
     y, p = validate_inputs(y_true, probs, n_classes=k)
     n = int(y.shape[0])
-    pred = p.argmax(axis=1)
+    pred = p.argmax(axis=1) if predicted is None else as_labels(predicted, k)
+    if pred.shape != y.shape:
+        raise ValueError(f"predicted has shape {pred.shape}, y_true {y.shape}; they must match")
 
     cm = np.zeros((k, k), dtype=np.int64)
     np.add.at(cm, (y, pred), 1)

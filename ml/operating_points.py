@@ -10,13 +10,19 @@ validation split only, so the test numbers stay honest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 MELANOMA = "mel"
+PRIOR_SHIFT = "prior_shift"
+
+
+class TopClassRuleError(ValueError):
+    """A recorded top-class rule is malformed or does not fit the model's classes."""
 
 
 def prior_shifted_decisions(probs: np.ndarray, priors: np.ndarray, tau: float) -> np.ndarray:
@@ -72,6 +78,64 @@ def best_tau(validation_curve: list[dict[str, Any]]) -> float:
     """The tau with the highest validation balanced accuracy (the smallest one on a tie)."""
     best = max(validation_curve, key=lambda row: (row["balanced_accuracy"], -row["tau"]))
     return float(best["tau"])
+
+
+@dataclass(frozen=True)
+class TopClassRule:
+    """Which class a result names: the one maximising log p - tau * log prior.
+
+    The probabilities shown and the referral decision stay the calibrated ones; only the named
+    class moves towards the rare classes, by the amount that gave the best balanced accuracy on
+    validation.
+    """
+
+    tau: float
+    # Training class frequencies, by class code.
+    priors: dict[str, float]
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    def decide(self, probs: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+        """The class index named for each row of calibrated probabilities."""
+        missing = [name for name in class_names if name not in self.priors]
+        if missing:
+            raise TopClassRuleError(f"the top-class rule has no prior for {', '.join(missing)}")
+        priors = np.array([self.priors[name] for name in class_names], dtype=np.float64)
+        return prior_shifted_decisions(probs, priors, self.tau)
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"rule": PRIOR_SHIFT, **asdict(self)}
+
+    @classmethod
+    def from_manifest(cls, raw: Mapping[str, Any]) -> TopClassRule:
+        if not isinstance(raw, Mapping) or raw.get("rule") != PRIOR_SHIFT:
+            raise TopClassRuleError(f"unknown top-class rule {raw!r}; only {PRIOR_SHIFT} is known")
+        try:
+            rule = cls(
+                tau=float(raw["tau"]),
+                priors={str(k): float(v) for k, v in dict(raw["priors"]).items()},
+                validation=dict(raw.get("validation") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TopClassRuleError(f"malformed top-class rule {raw!r}: {exc}") from exc
+        if not 0.0 <= rule.tau <= 1.0 or any(p <= 0 for p in rule.priors.values()):
+            raise TopClassRuleError(f"tau must lie in [0, 1] and every prior be positive: {raw!r}")
+        return rule
+
+
+def choose_top_class_rule(
+    y_val: np.ndarray, val_probs: np.ndarray, train_labels: np.ndarray, class_names: Sequence[str]
+) -> TopClassRule:
+    """The prior shift with the best balanced accuracy on validation (calibrated probabilities)."""
+    counts = np.bincount(np.asarray(train_labels), minlength=len(class_names)).astype(np.float64)
+    # A class absent from training would get an infinite boost; give it one image's worth.
+    priors = np.maximum(counts, 1.0) / max(counts.sum(), 1.0)
+    curve = tradeoff_curve(y_val, val_probs, priors, class_names)
+    tau = best_tau(curve)
+    return TopClassRule(
+        tau=tau,
+        priors={name: float(p) for name, p in zip(class_names, priors, strict=True)},
+        validation=next(row for row in curve if row["tau"] == tau),
+    )
 
 
 def plot_tradeoff(

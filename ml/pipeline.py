@@ -1,4 +1,4 @@
-"""The tf.data input pipeline that feeds training and evaluation."""
+"""The tf.data input pipeline that feeds training and evaluation, and scoring a model through it."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 
 from ml.datasets import Sample
-from ml.preprocess import model_input_file
+from ml.preprocess import Preprocessing
+from ml.recipe import ServingRecipe
 
 
 def make_dataset(
     samples: Sequence[Sample],
-    image_size: int,
+    preprocessing: Preprocessing,
     batch_size: int,
     *,
     training: bool,
@@ -22,20 +23,22 @@ def make_dataset(
 ) -> Any:
     """A ``tf.data.Dataset`` of (float32 0..255 images, int class labels) batches.
 
-    Images go through ``ml.preprocess.model_input_file``, the serving preprocessing; the result
-    is cached (``True``: memory, a string: that file prefix), so after the first epoch a batch costs a copy. Augmentation is not done here
-    but in the training step (``ml.train.augmented``): on a 2-core machine every CPU cycle the
-    pipeline spends is taken from the model, and inside the step it runs fused with the model.
+    Images go through ``preprocessing.from_file``, the serving preprocessing; the result is cached
+    (``True``: memory, a string: that file prefix), so after the first epoch a batch costs a copy.
+    Augmentation is not done here but in the training step (``ml.train.augmented``): on a 2-core
+    machine every CPU cycle the pipeline spends is taken from the model, and inside the step it
+    runs fused with the model.
     """
     import tensorflow as tf
 
+    size = preprocessing.size
     paths = [str(s.path) for s in samples]
     labels = np.array([s.label_index for s in samples], dtype=np.int32)
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
 
     def load(path: Any, label: Any) -> tuple[Any, Any]:
-        image = tf.numpy_function(model_input_file, [path, image_size], tf.float32, stateful=False)
-        image.set_shape([image_size, image_size, 3])
+        image = tf.numpy_function(preprocessing.from_file, [path], tf.float32, stateful=False)
+        image.set_shape([size, size, 3])
         return image, label
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -44,3 +47,15 @@ def make_dataset(
     if training:
         ds = ds.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def score_dataset(model: Any, recipe: ServingRecipe, dataset: Any) -> np.ndarray:
+    """The model's raw softmax outputs over an evaluation ``dataset`` (in its order), through the
+    recipe's test-time views: the numbers a temperature is fitted on and a bundle serves."""
+    outputs = [
+        recipe.raw_probabilities(model.predict_on_batch, np.asarray(images))
+        for images, _labels in dataset
+    ]
+    if not outputs:
+        return np.zeros((0, len(recipe.class_names)), dtype=np.float64)
+    return np.concatenate(outputs, axis=0)

@@ -1,7 +1,9 @@
 """Serving-side prediction from a verified bundle.
 
 Workers create one ``Predictor`` per process (after fork), call ``warm_up`` before taking
-jobs, and reuse it for every micro-batch.
+jobs, and reuse it for every micro-batch. Everything that turns a photo into an answer comes
+from the bundle's manifest: the preprocessing, the test-time views, the temperature and the
+decision rules; a bundle asking for a step this code does not perform is refused.
 """
 
 from __future__ import annotations
@@ -12,14 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ml.calibration import calibrate
 from ml.engines import Engine, open_engine
-from ml.manifest import BundleError, manifest_sha256, open_bundle
-from ml.preprocess import UnsupportedPreprocessing, check_preprocessing, model_input, resize_batch
-from ml.referral import Decision, ReferralRule, ReferralRuleError, decide
-
-# Keeps peak memory bounded when a caller hands over a large list at once.
-MAX_BATCH = 32
+from ml.manifest import manifest_sha256, open_bundle
+from ml.recipe import ServingRecipe
+from ml.referral import Decision
 
 
 class Predictor:
@@ -29,21 +27,15 @@ class Predictor:
         self.path = path
         # sha256 of the manifest: it changes whenever any file of the bundle changes.
         self.version = sha256
-        self.input_size = int(manifest["input_size"])
-        self.class_names: list[str] = list(manifest["class_names"])
-        self.temperature = float(manifest.get("calibration_temperature") or 1.0)
-        # None: the bundle records no validated rule, and every photo it classifies is referred.
-        self.referral_rule = ReferralRule.from_manifest(manifest.get("decision_thresholds"))
+        self.recipe = ServingRecipe.checked(manifest, path)
+        self.input_size = self.recipe.input_size
+        self.class_names = self.recipe.class_names
 
     @classmethod
     def from_bundle(cls, path: str | Path, *, threads: int | None = None) -> Predictor:
-        """Open a verified bundle; refuse one whose preprocessing this code cannot reproduce."""
+        """Open a verified bundle; refuse one whose recipe this code cannot reproduce."""
         with open_bundle(path) as opened:
-            try:
-                check_preprocessing(opened.manifest["preprocessing"], opened.manifest["input_size"])
-                ReferralRule.from_manifest(opened.manifest.get("decision_thresholds"))
-            except (UnsupportedPreprocessing, ReferralRuleError) as exc:
-                raise BundleError(f"bundle {path}: {exc}") from exc
+            ServingRecipe.checked(opened.manifest, path)
             engine = open_engine(opened, threads=threads)
             return cls(engine, opened.manifest, Path(path), manifest_sha256(opened.path))
 
@@ -51,33 +43,33 @@ class Predictor:
     def engine_name(self) -> str:
         return self.engine.name
 
+    @property
+    def temperature(self) -> float:
+        return self.recipe.temperature
+
     def warm_up(self) -> None:
         """Run one dummy batch so graph tracing and allocation happen before the first request."""
         self.predict_batch(np.zeros((1, self.input_size, self.input_size, 3), dtype=np.float32))
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, shape (N, num_classes), for a float32 (N, size, size, 3) batch."""
-        num_classes = len(self.class_names)
-        if len(batch) == 0:
-            return np.zeros((0, num_classes), dtype=np.float64)
-        outputs = [
-            self.engine.run(np.ascontiguousarray(batch[start : start + MAX_BATCH]))
-            for start in range(0, len(batch), MAX_BATCH)
-        ]
-        raw = np.concatenate(outputs, axis=0).astype(np.float64)
-        return calibrate(raw, self.temperature)
+        return self.recipe.probabilities(self.engine.run, batch)
 
     def predict_arrays(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Like ``predict_batch`` for uint8 HxWx3 images of any size."""
-        return self.predict_batch(resize_batch(images, self.input_size))
+        return self.predict_batch(self.recipe.preprocessing.batch(images))
 
     def decide(self, probabilities: dict[str, float]) -> Decision:
         """Refer or not, by this bundle's rule, for one photo's calibrated probabilities."""
-        return decide(probabilities, self.referral_rule)
+        return self.recipe.rules.refer(probabilities)
+
+    def top_class(self, probabilities: dict[str, float]) -> str:
+        """The class a result names, by this bundle's top-class rule."""
+        return self.recipe.rules.top_class_of(probabilities)
 
     def model_input(self, blob: bytes) -> np.ndarray:
         """One encoded image as this model's input; raises ``ImageDecodeError`` on bad bytes."""
-        return model_input(blob, self.input_size)
+        return self.recipe.preprocessing.from_bytes(blob)
 
     def predict_bytes(self, blobs: Sequence[bytes]) -> np.ndarray:
         """Like ``predict_batch`` for encoded images; raises ``ImageDecodeError`` on bad bytes."""

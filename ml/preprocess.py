@@ -1,7 +1,8 @@
 """The one image preprocessing used by uploads, training, evaluation and serving.
 
 Pillow and numpy only: the web process (which has no TensorFlow) stores uploads through
-``to_rgb`` and workers feed models through ``model_input``, so both see the same pixels.
+``to_rgb`` and workers feed models through a bundle's ``Preprocessing``, so both see the same
+pixels.
 
 Steps, in order:
 
@@ -9,21 +10,25 @@ Steps, in order:
    least the model's input size: libjpeg then skips most of the work), EXIF orientation
    applied, any mode converted to 8-bit RGB by ``to_rgb`` (transparency composited on white,
    16-bit and float images scaled onto 0..255).
-2. ``resize_image``: bilinear with antialiasing (a triangle filter widened by the scale
-   factor), computed on float32 pixels, straight to ``size x size`` (aspect ratio not kept, as
-   in the source paper). Pillow's float-mode resampler gives the same numbers as
-   ``tf.image.resize(method="bilinear", antialias=True)`` (which older bundles name) to 1e-3.
-3. Normalisation is *not* done here: each model starts with its own Rescaling/Normalization
+2. Fit to a square: the whole photo stretched (the source paper's way), or its centred square.
+3. ``resize_image``: bilinear with antialiasing (a triangle filter widened by the scale
+   factor), computed on float32 pixels, to ``size x size``. Pillow's float-mode resampler gives
+   the same numbers as ``tf.image.resize(method="bilinear", antialias=True)`` (which older
+   bundles name) to 1e-3.
+4. Optionally, Shades of Gray colour constancy on the resized image.
+5. Normalisation is *not* done here: each model starts with its own Rescaling/Normalization
    layers, so callers always feed raw 0..255 pixels and cannot pick the wrong scheme.
 
-A bundle's manifest records this recipe; ``check_preprocessing`` refuses a bundle that asks
-for anything else rather than serving it with inputs it was not trained on.
+A bundle's manifest records this recipe; ``Preprocessing.from_manifest`` refuses a bundle that
+asks for anything else rather than serving it with inputs it was not trained on.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -132,68 +137,204 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     return np.clip(out, 0.0, 255.0, out=out)
 
 
-def resize_batch(images: Sequence[np.ndarray], size: int) -> np.ndarray:
-    """Resize differently sized uint8 images into one float32 (N, size, size, 3) array."""
-    batch = np.empty((len(images), size, size, 3), dtype=np.float32)
-    for index, image in enumerate(images):
-        batch[index] = resize_image(image, size)
-    return batch
+def centre_square(image: np.ndarray) -> np.ndarray:
+    """The largest centred square of an (H, W, 3) image (a view, no copy)."""
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return image[top : top + side, left : left + side]
 
 
-def model_input(data: bytes, size: int) -> np.ndarray:
-    """Encoded image bytes -> the float32 (size, size, 3) array a model of that size takes."""
-    return resize_image(decode_image(data, at_least=size), size)
+def shades_of_gray(image: np.ndarray, power: float) -> np.ndarray:
+    """Shades of Gray colour constancy (Finlayson and Trezzi, 2004) on a float32 0..255 image.
+
+    The light falling on the lesion is estimated per channel as the Minkowski ``power``-mean of the
+    pixels (power 1 is grey-world, infinity is max-RGB); each channel is then scaled so that light
+    comes out grey, keeping the estimate's length, so a photo already lit in grey is unchanged.
+    Dermatoscopes, cameras and clinics tint photos differently; the lesion's own colours are what
+    the model should learn, not the tint.
+    """
+    pixels = image.astype(np.float64).reshape(-1, 3)
+    # Scaled to 0..1 before the power: 255**6 summed over a photo would lose precision in float32.
+    light = np.mean((pixels / 255.0) ** power, axis=0) ** (1.0 / power)
+    norm = float(np.sqrt(np.sum(light**2)))
+    if norm == 0.0:
+        return image.astype(np.float32)
+    # A channel that is black everywhere has nothing to rebalance: it keeps its scale.
+    gains = np.where(light > 0, norm / (np.sqrt(3.0) * np.where(light > 0, light, 1.0)), 1.0)
+    out = image.astype(np.float32) * gains.astype(np.float32)
+    return np.clip(out, 0.0, 255.0, out=out)
 
 
-def model_input_file(path: str | bytes, size: int) -> np.ndarray:
-    """``model_input`` on a file; accepts bytes paths because tf.numpy_function passes those."""
-    if isinstance(path, bytes):
-        path = path.decode("utf-8")
-    with open(path, "rb") as handle:
-        return model_input(handle.read(), int(size))
+# --- the recipe a bundle records ------------------------------------------------------------------
+
+STRETCH = "stretch"
+CENTRE_CROP = "centre_crop"
+FITS = (STRETCH, CENTRE_CROP)
+SHADES_OF_GRAY = "shades_of_gray"
+# The Minkowski norm that colour-constancy studies on dermoscopy found best (Barata et al., 2015).
+SHADES_OF_GRAY_POWER = 6
+# What a manifest's preprocessing may hold: anything else is a step this code does not perform.
+_KNOWN_STEPS = frozenset(
+    {"decode", "resize", "colour_constancy", "input", "normalisation", "normalisation_in_model"}
+)
+_KNOWN_RESIZE_KEYS = frozenset({"op", "method", "antialias", "size", "keep_aspect_ratio", "crop"})
 
 
-def preprocessing_description(input_size: int, normalisation: str) -> dict[str, Any]:
-    """What goes into the bundle manifest, so a reader knows exactly what the model expects."""
-    return {
-        "decode": "pillow; JPEG draft at >= input size; EXIF orientation applied; "
-        "converted to RGB, alpha composited on white",
-        "resize": {
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a photo becomes a model's input, as one bundle records it.
+
+    Steps, in order: decode (``decode_image``); fit the photo to a square, by stretching the whole
+    photo (``stretch``, as in the source paper) or by taking its centred square (``centre_crop``,
+    which keeps a lesion's shape and matches photos framed closer); resize to ``size`` x ``size``;
+    optionally Shades of Gray colour constancy. Training, evaluation, serving and heat maps all go
+    through one instance built from the manifest, so they cannot feed a model different pixels.
+    """
+
+    size: int
+    fit: str = STRETCH
+    # Shades of Gray's Minkowski power; None: no colour constancy.
+    colour_constancy_power: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise UnsupportedPreprocessing(f"input size must be a whole number, not {self.size!r}")
+        if self.fit not in FITS:
+            raise UnsupportedPreprocessing(
+                f"fit {self.fit!r} cannot be reproduced (this code does {', '.join(FITS)})"
+            )
+        power = self.colour_constancy_power
+        if power is not None and not (
+            isinstance(power, int | float) and not isinstance(power, bool) and 1 <= power <= 64
+        ):
+            raise UnsupportedPreprocessing(
+                f"Shades of Gray power must be a number from 1 to 64, not {power!r}"
+            )
+
+    # -- computing inputs
+    def from_array(self, image: np.ndarray) -> np.ndarray:
+        """One uint8 (H, W, 3) photo -> the float32 (size, size, 3) input, 0..255."""
+        if self.fit == CENTRE_CROP:
+            image = centre_square(image)
+        pixels = resize_image(image, self.size)
+        if self.colour_constancy_power is not None:
+            pixels = shades_of_gray(pixels, self.colour_constancy_power)
+        return pixels
+
+    def from_bytes(self, data: bytes) -> np.ndarray:
+        """Encoded image bytes -> the model input; raises ``ImageDecodeError`` on bad bytes."""
+        return self.from_array(decode_image(data, at_least=self.size))
+
+    def from_file(self, path: str | bytes | Path) -> np.ndarray:
+        """``from_bytes`` on a file; accepts bytes paths because tf.numpy_function passes those."""
+        if isinstance(path, bytes):
+            path = path.decode("utf-8")
+        with open(path, "rb") as handle:
+            return self.from_bytes(handle.read())
+
+    def batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Differently sized uint8 photos -> one float32 (N, size, size, 3) batch."""
+        out = np.empty((len(images), self.size, self.size, 3), dtype=np.float32)
+        for index, image in enumerate(images):
+            out[index] = self.from_array(image)
+        return out
+
+    def seen_region(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of the part of a width x height photo the model sees."""
+        if self.fit == STRETCH:
+            return 0, 0, width, height
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        return left, top, left + side, top + side
+
+    # -- the manifest record
+    def describe(self, normalisation: str) -> dict[str, Any]:
+        """What goes into the bundle manifest, so a reader knows exactly what the model expects."""
+        resize: dict[str, Any] = {
             "op": RESIZE_OP,
             "method": RESIZE_METHOD,
             "antialias": RESIZE_ANTIALIAS,
-            "size": [input_size, input_size],
-            "keep_aspect_ratio": False,
-        },
-        "input": MODEL_INPUT,
-        "normalisation": normalisation,
-        "normalisation_in_model": True,
-    }
+            "size": [self.size, self.size],
+            "keep_aspect_ratio": self.fit == CENTRE_CROP,
+        }
+        if self.fit == CENTRE_CROP:
+            resize["crop"] = "centre"
+        recorded: dict[str, Any] = {
+            "decode": "pillow; JPEG draft at >= input size; EXIF orientation applied; "
+            "converted to RGB, alpha composited on white",
+            "resize": resize,
+            "input": MODEL_INPUT,
+            "normalisation": normalisation,
+            "normalisation_in_model": True,
+        }
+        if self.colour_constancy_power is not None:
+            recorded["colour_constancy"] = {
+                "method": SHADES_OF_GRAY,
+                "power": self.colour_constancy_power,
+                "applied_to": "the resized image",
+            }
+        return recorded
+
+    @classmethod
+    def from_manifest(cls, recorded: Any, input_size: int) -> Preprocessing:
+        """The recipe a manifest records; ``UnsupportedPreprocessing`` for anything this code does
+        not reproduce exactly (an unknown step, another resize, another colour method)."""
+        if not isinstance(recorded, dict):
+            raise UnsupportedPreprocessing(f"preprocessing must be an object, found {recorded!r}")
+        unknown = sorted(set(recorded) - _KNOWN_STEPS)
+        if unknown:
+            raise UnsupportedPreprocessing(
+                f"unknown preprocessing step(s) {', '.join(unknown)}: this code cannot perform them"
+            )
+        fit = _recorded_fit(recorded.get("resize"), input_size)
+        if (
+            recorded.get("input") != MODEL_INPUT
+            or recorded.get("normalisation_in_model") is not True
+        ):
+            raise UnsupportedPreprocessing(
+                f"the model must take {MODEL_INPUT} with its normalisation inside it; the bundle "
+                f"says input {recorded.get('input')!r}, normalisation in model "
+                f"{recorded.get('normalisation_in_model')!r}"
+            )
+        return cls(int(input_size), fit, _recorded_colour_constancy(recorded))
 
 
-def check_preprocessing(recorded: Any, input_size: int) -> None:
-    """Raise ``UnsupportedPreprocessing`` unless ``model_input`` computes what ``recorded`` asks."""
-    if not isinstance(recorded, dict):
-        raise UnsupportedPreprocessing(f"preprocessing must be an object, found {recorded!r}")
-    resize = recorded.get("resize")
+def _recorded_fit(resize: Any, input_size: int) -> str:
     if not isinstance(resize, dict):
         raise UnsupportedPreprocessing("preprocessing records no resize step")
-    wanted = {
-        "op": (resize.get("op"), "one of " + ", ".join(sorted(REPRODUCIBLE_RESIZE_OPS))),
-        "method": (resize.get("method"), RESIZE_METHOD),
-        "antialias": (resize.get("antialias"), RESIZE_ANTIALIAS),
-        "size": (resize.get("size"), [input_size, input_size]),
-        "keep_aspect_ratio": (resize.get("keep_aspect_ratio"), False),
-    }
-    for key, (found, expected) in wanted.items():
-        ok = found in REPRODUCIBLE_RESIZE_OPS if key == "op" else found == expected
+    unknown = sorted(set(resize) - _KNOWN_RESIZE_KEYS)
+    if unknown:
+        raise UnsupportedPreprocessing(f"unknown resize setting(s) {', '.join(unknown)}")
+    keep_aspect = resize.get("keep_aspect_ratio")
+    checks = (
+        ("op", resize.get("op") in REPRODUCIBLE_RESIZE_OPS,
+         "one of " + ", ".join(sorted(REPRODUCIBLE_RESIZE_OPS))),
+        ("method", resize.get("method") == RESIZE_METHOD, RESIZE_METHOD),
+        ("antialias", resize.get("antialias") == RESIZE_ANTIALIAS, RESIZE_ANTIALIAS),
+        ("size", resize.get("size") == [input_size, input_size], [input_size, input_size]),
+        (
+            "keep_aspect_ratio",
+            keep_aspect is False or (keep_aspect is True and resize.get("crop") == "centre"),
+            "False, or True with a centre crop",
+        ),
+        ("crop", resize.get("crop") == ("centre" if keep_aspect is True else None),
+         "'centre' when the aspect ratio is kept, else none"),
+    )  # fmt: skip
+    for key, ok, expected in checks:
         if not ok:
             raise UnsupportedPreprocessing(
-                f"resize {key} {found!r} cannot be reproduced (this code does {expected!r})"
+                f"resize {key} {resize.get(key)!r} cannot be reproduced (this code does {expected})"
             )
-    if recorded.get("input") != MODEL_INPUT or recorded.get("normalisation_in_model") is not True:
+    return CENTRE_CROP if keep_aspect else STRETCH
+
+
+def _recorded_colour_constancy(recorded: dict[str, Any]) -> float | None:
+    step = recorded.get("colour_constancy")
+    if step is None:
+        return None
+    if not isinstance(step, dict) or step.get("method") != SHADES_OF_GRAY:
         raise UnsupportedPreprocessing(
-            f"the model must take {MODEL_INPUT} with its normalisation inside it; the bundle says "
-            f"input {recorded.get('input')!r}, normalisation in model "
-            f"{recorded.get('normalisation_in_model')!r}"
+            f"colour constancy {step!r} cannot be reproduced (this code does {SHADES_OF_GRAY})"
         )
+    return step.get("power")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,9 @@ class ReferralRule:
     margin: float = MARGIN
     # What the rule gave on the split it was chosen on (see `referral_metrics`).
     validation: dict[str, Any] = field(default_factory=dict)
+    # What it gave on the external photos it was also chosen on, when there were any: photos from
+    # other sources, where a model ranks lesions worse than on its own data.
+    external: dict[str, Any] = field(default_factory=dict)
 
     def to_manifest(self) -> dict[str, Any]:
         return {"version": RULE_VERSION, "refer": asdict(self)}
@@ -67,6 +70,7 @@ class ReferralRule:
                 ),
                 margin=float(raw.get("margin", MARGIN)),
                 validation=dict(raw.get("validation") or {}),
+                external=dict(raw.get("external") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ReferralRuleError(f"malformed referral rule {raw!r}: {exc}") from exc
@@ -125,6 +129,7 @@ def referral_metrics(
         return float(mask[rows].mean()) if rows.any() else None
 
     return {
+        "threshold": rule.malignant_threshold,
         "count": len(y_true),
         "melanomas": int(is_mel.sum()),
         "melanoma_sensitivity": share(referred, is_mel),
@@ -135,6 +140,18 @@ def referral_metrics(
     }
 
 
+def _highest_threshold(
+    y_true: np.ndarray, probs: np.ndarray, names: list[str], required: float, where: str
+) -> float:
+    """The highest malignant threshold that refers at least ``required`` of the melanomas."""
+    mel_scores = malignant_scores(probs, names)[np.asarray(y_true) == names.index(MELANOMA)]
+    if len(mel_scores) == 0:
+        raise ReferralRuleError(f"the {where} has no melanoma: no threshold can be chosen")
+    # At least `needed` melanomas must score at or above the threshold: the needed-th highest.
+    needed = max(1, math.ceil(required * len(mel_scores) - 1e-9))
+    return float(np.sort(mel_scores)[::-1][needed - 1])
+
+
 def choose_referral_rule(
     y_true: np.ndarray,
     probs: np.ndarray,
@@ -143,28 +160,53 @@ def choose_referral_rule(
     target: float = TARGET_MELANOMA_SENSITIVITY,
     margin: float = MARGIN,
     min_confidence: float = MIN_CONFIDENCE,
+    external: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ReferralRule:
     """The highest malignant threshold that refers at least ``target + margin`` of the melanomas
-    in (y_true, probs), which must be the validation split with calibrated probabilities."""
-    y_true = np.asarray(y_true)
+    in (y_true, probs), which must be the validation split with calibrated probabilities.
+
+    With ``external`` (labels and calibrated probabilities of photos from other sources), the
+    threshold must reach ``target + margin`` there too: the lower of the two thresholds is kept.
+    """
     names = list(class_names)
     if MELANOMA not in names:
         raise ReferralRuleError(f"no {MELANOMA!r} class among {names}")
-    mel_scores = malignant_scores(probs, names)[y_true == names.index(MELANOMA)]
-    if len(mel_scores) == 0:
-        raise ReferralRuleError("the validation split has no melanoma: no threshold can be chosen")
     required = min(1.0, target + margin)
-    # At least `needed` melanomas must score at or above the threshold: the needed-th highest.
-    needed = max(1, math.ceil(required * len(mel_scores) - 1e-9))
-    threshold = float(np.sort(mel_scores)[::-1][needed - 1])
+    threshold = _highest_threshold(y_true, probs, names, required, "validation split")
+    if external is not None:
+        threshold = min(threshold, _highest_threshold(*external, names, required, "external set"))
     rule = ReferralRule(
         malignant_threshold=threshold,
         min_confidence=min_confidence,
         target_melanoma_sensitivity=target,
         margin=margin,
     )
-    validation = referral_metrics(y_true, probs, names, rule)
-    return ReferralRule(**{**asdict(rule), "validation": validation})
+    return ReferralRule(
+        **{
+            **asdict(rule),
+            "validation": referral_metrics(y_true, probs, names, rule),
+            "external": referral_metrics(*external, names, rule) if external else {},
+        }
+    )
+
+
+def referral_tradeoff(
+    y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str], rule: ReferralRule
+) -> list[dict[str, Any]]:
+    """What each malignant threshold would give, the rule's own confidence floor kept: the
+    curve a person moves along when choosing how many photos a clinic can look at."""
+    # Squared steps: thresholds that refer most melanomas are small, so the grid is finest there.
+    grid = np.linspace(0.0, 1.0, 51) ** 2
+    thresholds = np.unique(np.concatenate([grid, [rule.malignant_threshold]]))
+    return [
+        {
+            "threshold": float(threshold),
+            **referral_metrics(
+                y_true, probs, class_names, replace(rule, malignant_threshold=float(threshold))
+            ),
+        }
+        for threshold in thresholds
+    ]
 
 
 def decide(probabilities: Mapping[str, float], rule: ReferralRule | None) -> Decision:

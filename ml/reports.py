@@ -23,10 +23,15 @@ _DPI = 120
 # Order of the figures in the summary; curves.png is present only when a history is given.
 _IMAGE_TITLES = {
     "confusion_matrix": "Confusion matrix",
+    "external_confusion_matrix": "Confusion matrix on the photos from other sources",
+    "referral_tradeoff": "Referral trade-off: melanomas found against benign photos referred",
     "per_class": "Per-class precision, recall and F1",
     "reliability": "Reliability diagram",
     "curves": "Training curves",
 }
+# The referral rule's aims, drawn on its trade-off plot.
+REFERRAL_SENSITIVITY_AIM = 0.90
+REFERRAL_BENIGN_AIM = 0.35
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -152,21 +157,52 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def render_summary_markdown(
-    metrics: Mapping,
-    *,
-    title: str = "",
-    extra: Mapping | None = None,
-    images: Mapping[str, str] | None = None,
-) -> str:
-    """The Markdown summary of ``metrics``; ``images`` maps figure name to relative path."""
+def _plot_referral_tradeoff(
+    curves: Mapping[str, Sequence[Mapping]], chosen: float, path: Path
+) -> None:
+    """Melanoma sensitivity against the share of benign photos referred, as the malignant
+    threshold moves, one line per set; the chosen threshold is marked on each."""
+    fig = Figure(figsize=(6.0, 4.6))
+    ax = fig.add_subplot()
+    for (label, rows), colour in zip(
+        curves.items(), ("tab:blue", "tab:red", "tab:green"), strict=False
+    ):
+        points = [
+            (row["benign_referral_rate"], row["melanoma_sensitivity"], row["threshold"])
+            for row in rows
+            if row.get("melanoma_sensitivity") is not None
+            and row.get("benign_referral_rate") is not None
+        ]
+        if not points:
+            continue
+        x, y, t = (np.array(v) for v in zip(*points, strict=True))
+        ax.plot(x, y, color=colour, label=label)
+        at = int(np.argmin(np.abs(t - chosen)))
+        ax.plot([x[at]], [y[at]], "o", color=colour)
+        ax.annotate(
+            f"{y[at]:.0%} / {x[at]:.0%}",
+            (x[at], y[at]),
+            textcoords="offset points",
+            xytext=(6, -12),
+            fontsize=8,
+            color=colour,
+        )
+    ax.axhline(REFERRAL_SENSITIVITY_AIM, color="grey", linestyle=":", linewidth=1)
+    ax.axvline(REFERRAL_BENIGN_AIM, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("share of benign photos referred")
+    ax.set_ylabel("share of melanomas referred")
+    ax.set_title(f"Referral trade-off (dots: the chosen threshold {chosen:.3f})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, path)
+
+
+def _headline_rows(metrics: Mapping) -> list[str]:
     melanoma = metrics.get("melanoma", {})
     roc_auc = metrics.get("roc_auc", {})
-    lines = [
-        f"# {title or 'Evaluation report'}",
-        "",
-        "| Metric | Value |",
-        "| --- | --- |",
+    return [
         f"| Images evaluated (n) | {metrics['n']} |",
         f"| Accuracy | {_fmt(metrics['accuracy'])} |",
         f"| Balanced accuracy (mean recall) | {_fmt(metrics['balanced_accuracy'])} |",
@@ -176,6 +212,81 @@ def render_summary_markdown(
         f"| Melanoma specificity | {_fmt(melanoma.get('specificity'))} |",
         f"| Expected calibration error (15 bins) | {_fmt(metrics['ece'])} |",
         f"| Log loss | {_fmt(metrics.get('log_loss'))} |",
+    ]
+
+
+def _referral_rows(metrics: Mapping) -> list[str]:
+    referral = metrics.get("referral")
+    if not referral:
+        return []
+    return [
+        f"| Melanomas referred (of {referral['melanomas']}) | {_fmt(referral['melanoma_sensitivity'])} |",
+        f"| Malignant photos referred | {_fmt(referral['malignant_sensitivity'])} |",
+        f"| Benign photos referred | {_fmt(referral['benign_referral_rate'])} |",
+        f"| All photos referred | {_fmt(referral['referral_rate'])} |",
+    ]
+
+
+def _subgroup_lines(subgroups: Mapping | None) -> list[str]:
+    if not subgroups:
+        return []
+    lines = [
+        "",
+        "## Subgroups",
+        "",
+        f"Flagged when melanoma sensitivity at the referral rule or balanced accuracy falls more than "
+        f"{subgroups['flag_points'] * 100:.0f} points below the whole (subgroups with at least "
+        f"{subgroups['min_melanomas']} melanomas or {subgroups['min_images']} photos).",
+        "",
+    ]
+    lines += [f"- **{f['label']} {f['value']}**: {f['reason']}" for f in subgroups["flagged"]] or [
+        "- No subgroup flagged."
+    ]
+    for attribute in subgroups["attributes"].values():
+        lines += [
+            "",
+            f"| {attribute['label']} | photos | melanomas | balanced accuracy | melanomas referred | flag |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for group in attribute["groups"]:
+            lines.append(
+                f"| {group['value']} | {group['n']} | {group['melanomas']} | "
+                f"{_fmt(group['balanced_accuracy'])} | {_fmt(group['melanoma_sensitivity'])} | "
+                f"{'yes' if group['flags'] else ''} |"
+            )
+        if attribute["unknown"]:
+            lines.append(f"| not recorded | {attribute['unknown']} | | | | |")
+    return lines
+
+
+def render_summary_markdown(
+    metrics: Mapping,
+    *,
+    title: str = "",
+    extra: Mapping | None = None,
+    images: Mapping[str, str] | None = None,
+) -> str:
+    """The Markdown summary of ``metrics``; ``images`` maps figure name to relative path."""
+    roc_auc = metrics.get("roc_auc", {})
+    external = metrics.get("external")
+    lines = [f"# {title or 'Evaluation report'}", ""]
+    if external:
+        lines += [
+            f"## Photos from other sources ({external.get('source', 'external set')})",
+            "",
+            "| Metric | Value |",
+            "| --- | --- |",
+            *_headline_rows(external),
+            *_referral_rows(external),
+            "",
+            "## Held-out photos of the model's own source",
+            "",
+        ]
+    lines += [
+        "| Metric | Value |",
+        "| --- | --- |",
+        *_headline_rows(metrics),
+        *_referral_rows(metrics),
         "",
         "## Per class",
         "",
@@ -188,6 +299,7 @@ def render_summary_markdown(
             f"| {_fmt(row['recall'])} | {_fmt(row['f1'])} | {_fmt(roc_auc.get(code))} "
             f"| {row['support']} |"
         )
+    lines += _subgroup_lines(metrics.get("subgroups"))
     if extra:
         lines += ["", "## Run details", ""]
         lines += [f"- **{key}**: {_fmt(value)}" for key, value in extra.items()]
@@ -243,6 +355,29 @@ def write_evaluation_report(
     _plot_confusion_matrix(
         np.asarray(metrics["confusion_matrix"]), class_names, paths["confusion_matrix"]
     )
+
+    external = metrics.get("external")
+    if external:
+        paths["external_confusion_matrix"] = out / "external_confusion_matrix.png"
+        _plot_confusion_matrix(
+            np.asarray(external["confusion_matrix"]),
+            class_names,
+            paths["external_confusion_matrix"],
+        )
+    tradeoffs = {
+        label: numbers["referral_tradeoff"]
+        for label, numbers in (("held-out split", metrics), ("other sources", external or {}))
+        if numbers.get("referral_tradeoff")
+    }
+    rule = metrics.get("referral")
+    if tradeoffs and rule is not None and rule.get("threshold") is not None:
+        paths["referral_tradeoff"] = out / "referral_tradeoff.png"
+        _plot_referral_tradeoff(tradeoffs, rule["threshold"], paths["referral_tradeoff"])
+
+    for optional in ("external_confusion_matrix", "referral_tradeoff"):
+        if optional not in paths:
+            # As for the curves below: no stale figure of an earlier report beside this summary.
+            (out / f"{optional}.png").unlink(missing_ok=True)
 
     paths["per_class"] = out / "per_class.png"
     _plot_per_class(metrics["per_class"], paths["per_class"])

@@ -1,14 +1,16 @@
 """Train one architecture end to end and write a model bundle plus an evaluation report.
 
-Steps: load data -> lesion-grouped stratified split -> build model -> optional learning-rate
-range test for phase 1 -> phase 1 (whole basic CNN, or the head of a transfer model on a frozen
-backbone) -> phase 2 fine-tuning of the top backbone layers (transfer models) -> best validation
-weights restored after each phase -> temperature fitted on validation -> metrics and report on
-the test split -> bundle.
+Steps: load data (and the external photos, if any) -> lesion-grouped stratified split -> build
+model -> optional learning-rate range test for phase 1 -> phase 1 (whole basic CNN, or the head
+of a transfer model on a frozen backbone) -> phase 2 fine-tuning of the top backbone layers
+(transfer models) -> best validation weights restored after each phase -> every held-out photo
+scored through the bundle's serving recipe (preprocessing, test-time views) -> temperature and
+decision rules chosen on validation (the referral threshold on the external photos too) ->
+metrics on the test split and the external photos -> bundle.
 
 Output layout under ``out_dir``: ``bundle/`` (the model bundle) and ``report/`` (the evaluation
-report, ``predictions.npz`` with the raw validation and test outputs, and ``lr_range.png`` when
-the range test ran).
+report, ``predictions.npz`` with the raw validation, test and external outputs, and
+``lr_range.png`` when the range test ran). The external photos are never trained on.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import math
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ml.calibration import calibrate
 from ml.class_weights import class_weights
 from ml.classes import CLASSES, NUM_CLASSES
 from ml.datasets import (
@@ -33,11 +37,17 @@ from ml.datasets import (
     limit_per_class,
     require_dataset_dir,
 )
-from ml.pipeline import make_dataset
+from ml.decisions import DecisionRules
+from ml.judge import judge
+from ml.operating_points import choose_top_class_rule
+from ml.pipeline import make_dataset, score_dataset
+from ml.preprocess import SHADES_OF_GRAY, SHADES_OF_GRAY_POWER, Preprocessing
 from ml.progress import TrainingObserver, observer_callback
-from ml.referral import ReferralRule, ReferralRuleError, choose_referral_rule, referral_metrics
+from ml.recipe import ServingRecipe
+from ml.referral import ReferralRule, ReferralRuleError, choose_referral_rule
 from ml.splits import grouped_stratified_split
 from ml.training_config import TrainConfig, check_label_smoothing
+from ml.tta import TestTimeAugmentation
 
 __all__ = ["TrainConfig", "train"]
 
@@ -63,8 +73,8 @@ def _labels(samples: list[Sample]) -> np.ndarray:
     return np.array([s.label_index for s in samples], dtype=np.int64)
 
 
-def augmented(model: Any, seed: int, colour_jitter: float = 0.0) -> Any:
-    """The model behind random flips, rotation, zoom and optional colour jitter, for training.
+def augmented(model: Any, seed: int, colour_jitter: float = 0.0, random_crops: bool = False) -> Any:
+    """The model behind random flips, rotation, zoom or crops and optional colour jitter.
 
     Layers are shared, so training this wrapper trains ``model``; the bundle saves ``model``
     alone, so serving never carries augmentation layers.
@@ -74,30 +84,68 @@ def augmented(model: Any, seed: int, colour_jitter: float = 0.0) -> Any:
     from ml.augment import build_augmenter
 
     size = model.input_shape[1:]
-    return keras.Sequential(
-        [keras.Input(shape=size), build_augmenter(seed, colour_jitter), model], name="training"
-    )
+    augmenter = build_augmenter(seed, colour_jitter, random_crops)
+    return keras.Sequential([keras.Input(shape=size), augmenter, model], name="training")
 
 
-def training_loss(label_smoothing: float = 0.0) -> Any:
-    """Cross-entropy on the integer labels the datasets yield, optionally label-smoothed.
+def training_loss(
+    label_smoothing: float = 0.0, kind: str = "crossentropy", priors: np.ndarray | None = None
+) -> Any:
+    """The loss on the integer labels the datasets yield; one value per sample, so class weights
+    still apply per sample.
 
-    Keras' sparse cross-entropy cannot smooth, so smoothed targets are one-hot encoded inside
-    the loss. It returns one value per sample, so class weights still apply per sample.
+    ``crossentropy``, optionally label-smoothed (Keras' sparse form cannot smooth, so targets
+    are one-hot encoded inside the loss); ``focal`` (gamma 2: easy photos, mostly nevi, count
+    less); ``logit_adjusted`` (Menon et al. 2021): the log of the training class frequencies
+    ``priors`` is added to the model's log-probabilities inside the loss only, so the model is
+    pushed to separate the rare classes as firmly as the common ones and serves unadjusted.
     """
     check_label_smoothing(label_smoothing)
-    if not label_smoothing:
+    if kind == "crossentropy" and not label_smoothing:
         return "sparse_categorical_crossentropy"
     import keras
 
+    ops = keras.ops
+
+    def targets(y_true: Any, y_pred: Any) -> Any:
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        return ops.one_hot(labels, ops.shape(y_pred)[-1])
+
+    if kind == "focal":
+
+        def focal_crossentropy(y_true: Any, y_pred: Any) -> Any:
+            return keras.losses.categorical_focal_crossentropy(
+                targets(y_true, y_pred), y_pred, alpha=1.0, gamma=2.0,
+                label_smoothing=label_smoothing,
+            )  # fmt: skip
+
+        return focal_crossentropy
+    if kind == "logit_adjusted":
+        if priors is None:
+            raise ValueError("the logit-adjusted loss needs the training class frequencies")
+        log_priors = ops.convert_to_tensor(np.log(np.maximum(priors, 1e-6)), "float32")
+
+        def logit_adjusted_crossentropy(y_true: Any, y_pred: Any) -> Any:
+            logits = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0)) + log_priors
+            return keras.losses.categorical_crossentropy(
+                targets(y_true, y_pred), logits, from_logits=True, label_smoothing=label_smoothing
+            )
+
+        return logit_adjusted_crossentropy
+
     def smoothed_crossentropy(y_true: Any, y_pred: Any) -> Any:
-        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
-        targets = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1])
         return keras.losses.categorical_crossentropy(
-            targets, y_pred, label_smoothing=label_smoothing
+            targets(y_true, y_pred), y_pred, label_smoothing=label_smoothing
         )
 
     return smoothed_crossentropy
+
+
+def class_priors(samples: list[Sample]) -> np.ndarray:
+    """Training class frequencies in class order (a class with no image counts as one)."""
+    counts = np.bincount(_labels(samples), minlength=NUM_CLASSES).astype(np.float64)
+    counts = np.maximum(counts, 1.0)
+    return counts / counts.sum()
 
 
 def _run_phase(
@@ -188,25 +236,81 @@ def float32_copy(model: Any, spec: Any, image_size: int) -> Any:
     return copy
 
 
-def _referral_rule(y_val: np.ndarray, val_probs: np.ndarray, say) -> ReferralRule | None:
-    """The referral rule chosen on validation; None (every photo referred) when it has no melanoma."""
+def _referral_rule(
+    y_val: np.ndarray,
+    val_probs: np.ndarray,
+    external: tuple[np.ndarray, np.ndarray] | None,
+    say: Any,
+) -> ReferralRule | None:
+    """The referral rule chosen on validation (and the external photos, when there are some);
+    None (every photo referred) when validation has no melanoma."""
     try:
-        rule = choose_referral_rule(y_val, val_probs, CLASSES)
+        rule = choose_referral_rule(y_val, val_probs, CLASSES, external=external)
     except ReferralRuleError as exc:
         say(f"no referral rule: {exc}; the portal will refer every photo this model classifies")
         return None
-    found = rule.validation
+    sets = [("validation", rule.validation)] + ([("external", rule.external)] if external else [])
+    found = "; ".join(
+        f"on {name} it refers {numbers['melanoma_sensitivity']:.1%} of {numbers['melanomas']} "
+        f"melanomas, {numbers['benign_referral_rate']:.1%} of benign photos"
+        for name, numbers in sets
+    )
     say(
         f"referral rule: refer when P(malignant) >= {rule.malignant_threshold:.3f} or the top class "
-        f"is below {rule.min_confidence:.0%}; on validation it refers "
-        f"{found['melanoma_sensitivity']:.1%} of {found['melanomas']} melanomas and "
-        f"{found['referral_rate']:.1%} of all photos"
+        f"is below {rule.min_confidence:.0%}; {found}"
     )
     return rule
 
 
-def _predict(model: Any, dataset: Any) -> np.ndarray:
-    return np.asarray(model.predict(dataset, verbose=0), dtype=np.float64)
+@dataclass(frozen=True)
+class Scored:
+    """One labelled set's raw model outputs through the serving recipe, and its photos."""
+
+    samples: list[Sample]
+    raw: np.ndarray
+
+    @property
+    def labels(self) -> np.ndarray:
+        return _labels(self.samples)
+
+    @property
+    def attributes(self) -> list[dict[str, str]]:
+        return [dict(s.attributes) for s in self.samples]
+
+
+def load_external(config: TrainConfig) -> list[Sample]:
+    """The external photos of ``config`` (checked before any training), or none."""
+    if config.external_dir is None:
+        return []
+    external = detect_and_load(config.external_dir)
+    if not external:
+        raise DatasetError(f"{config.external_dir}: no external photos to measure on")
+    return external
+
+
+def choose_decision_rules(
+    val: Scored, external: Scored | None, temperature: float, train_samples: list[Sample], *,
+    top_class: str, say: Any,
+) -> DecisionRules:  # fmt: skip
+    """Both rules, on calibrated validation outputs; the external photos only tighten the
+    referral threshold (they choose thresholds, never weights)."""
+    val_probs = calibrate(val.raw, temperature)
+    outside = (external.labels, calibrate(external.raw, temperature)) if external else None
+    referral = _referral_rule(val.labels, val_probs, outside, say)
+    top = None
+    if top_class == "balanced":
+        top = choose_top_class_rule(val.labels, val_probs, _labels(train_samples), CLASSES)
+        say(
+            f"top-class rule: prior shift tau {top.tau:g} (validation balanced accuracy "
+            f"{top.validation['balanced_accuracy']:.3f})"
+        )
+    return DecisionRules(referral, top)
+
+
+def judge_scored(scored: Scored, temperature: float, rules: DecisionRules) -> dict[str, Any]:
+    return judge(
+        scored.labels, calibrate(scored.raw, temperature), CLASSES, rules, scored.attributes
+    )
 
 
 def train(
@@ -219,9 +323,7 @@ def train(
     """
     from ml.architectures import freeze_backbone, get_architecture, unfreeze_top_layers
     from ml.bundle import save_bundle
-    from ml.calibration import calibrate, fit_temperature, log_probabilities
-    from ml.metrics import classification_metrics
-    from ml.preprocess import preprocessing_description
+    from ml.calibration import fit_temperature, log_probabilities
     from ml.pretrained import WEIGHT_FILES, resolve_weights
     from ml.reports import write_evaluation_report
 
@@ -250,7 +352,8 @@ def train(
         else spec.find_learning_rate and config.learning_rate is None
     )
     use_pretrained = spec.transfer and not config.no_pretrained
-    loss = training_loss(config.label_smoothing)
+    recipe = serving_recipe(config, image_size, spec.normalisation)
+    preprocessing = recipe.preprocessing
 
     # Cheap checks first: a wrong folder or a missing weights file should fail before minutes of
     # data loading.
@@ -262,6 +365,7 @@ def train(
     keras.utils.set_random_seed(config.seed)
     say(f"loading data from {config.data_dir}")
     samples = detect_and_load(config.data_dir)
+    external_samples = load_external(config)
     if config.limit_per_class:
         samples = limit_per_class(samples, config.limit_per_class, config.seed)
     split = grouped_stratified_split(
@@ -275,17 +379,19 @@ def train(
     say(
         f"data: {len(samples)} images; split {len(split.train)}/{len(split.val)}/"
         f"{len(split.test)} train/val/test"
+        + (f"; {len(external_samples)} external photos to measure on" if external_samples else "")
     )
     fingerprint = dataset_fingerprint(samples)
+    loss = training_loss(config.label_smoothing, config.loss, class_priors(split.train))
 
     # Under mixed precision the model computes in float16; the bundle is saved from a float32 copy.
     with compute_precision(config.mixed_precision):
         model = spec.build(NUM_CLASSES, image_size, weights=weights_path)
         cache = config.cache
         train_ds = make_dataset(
-            split.train, image_size, batch_size, training=True, cache=cache, seed=config.seed
+            split.train, preprocessing, batch_size, training=True, cache=cache, seed=config.seed
         )
-        val_ds = make_dataset(split.val, image_size, batch_size, training=False, cache=cache)
+        val_ds = make_dataset(split.val, preprocessing, batch_size, training=False, cache=cache)
         weights = class_weights(split.train, mode=config.class_weighting)
         steps_per_epoch = math.ceil(len(split.train) / batch_size)
         phase_names = ("head", "fine_tune") if spec.transfer else ("full",)
@@ -297,7 +403,7 @@ def train(
             ]
         )
 
-        trainer = augmented(model, config.seed, config.colour_jitter)
+        trainer = augmented(model, config.seed, config.colour_jitter, config.random_crops)
         phases: list[dict[str, Any]] = []
         lr_range: dict[str, Any] | None = None
         started = time.monotonic()
@@ -368,36 +474,37 @@ def train(
     seconds = time.monotonic() - started
     observer.check_stop("after training, before evaluation")
 
-    say("evaluating: temperature and referral rule on validation, metrics on the held-out split")
-    val_probs = _predict(model, val_ds)
-    temperature = fit_temperature(log_probabilities(val_probs), _labels(split.val))
-    referral = _referral_rule(_labels(split.val), calibrate(val_probs, temperature), say)
+    say(
+        f"evaluating ({recipe.tta.count} view(s) per photo): temperature and decision rules on "
+        "validation, metrics on the held-out split"
+        + (" and the external photos" if external_samples else "")
+    )
     evaluation_name = "test" if split.test else "val"
     evaluation = split.test or split.val
-    eval_ds = make_dataset(evaluation, image_size, batch_size, training=False, cache=False)
-    raw_probs = _predict(model, eval_ds)
-    probs = calibrate(raw_probs, temperature)
-    y_true = _labels(evaluation)
-    metrics = classification_metrics(y_true, probs, CLASSES)
-    if referral is not None:
-        metrics["referral"] = referral_metrics(y_true, probs, CLASSES, referral)
-    # Raw outputs of both held-out splits, so decision rules can be studied without retraining.
+
+    def scored(part: list[Sample], dataset: Any = None) -> Scored:
+        dataset = dataset or make_dataset(
+            part, preprocessing, batch_size, training=False, cache=False
+        )
+        return Scored(part, score_dataset(model, recipe, dataset))
+
+    val = scored(split.val, val_ds)
+    held_out = scored(evaluation)
+    external = scored(external_samples) if external_samples else None
+    temperature = fit_temperature(log_probabilities(val.raw), val.labels)
+    rules = choose_decision_rules(
+        val, external, temperature, split.train, top_class=config.top_class, say=say
+    )
+    metrics = judge_scored(held_out, temperature, rules)
+    metrics["evaluated_on"] = evaluation_name
+    if external is not None:
+        metrics["external"] = judge_scored(external, temperature, rules)
+        metrics["external"]["source"] = str(config.external_dir)
     report_dir = out_dir / REPORT_SUBDIR
     report_dir.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        report_dir / PREDICTIONS_FILE,
-        class_names=np.array(CLASSES),
-        val_labels=_labels(split.val),
-        val_probs=val_probs,
-        eval_split=np.array(evaluation_name),
-        eval_labels=y_true,
-        eval_probs=raw_probs,
-        temperature=np.array(temperature),
-    )
-    metrics["evaluated_on"] = evaluation_name
+    _save_predictions(report_dir, val, held_out, evaluation_name, external, temperature)
     observer.check_stop("before saving the bundle")
 
-    merged = _merge_histories(phases)
     training = {
         "config": config.as_json(),
         "image_size": image_size,
@@ -415,12 +522,13 @@ def train(
         architecture=spec.name,
         input_size=image_size,
         class_names=CLASSES,
-        preprocessing=preprocessing_description(image_size, spec.normalisation),
+        preprocessing=preprocessing.describe(spec.normalisation),
+        test_time_augmentation=recipe.tta.to_manifest(),
         training=training,
         split=split.to_json(),
         metrics=metrics,
         calibration_temperature=temperature,
-        decision_thresholds=referral.to_manifest() if referral is not None else None,
+        decision_thresholds=rules.to_manifest(),
         pretrained=WEIGHT_FILES.get(spec.name) if use_pretrained else None,
         parent=config.parent,
         dataset_sha256=fingerprint,
@@ -429,17 +537,58 @@ def train(
         check_images=[sample.path for sample in evaluation],
     )
     write_evaluation_report(
-        out_dir / REPORT_SUBDIR,
+        report_dir,
         metrics=metrics,
-        y_true=y_true,
-        probs=probs,
+        y_true=held_out.labels,
+        probs=calibrate(held_out.raw, temperature),
         class_names=CLASSES,
-        history=merged,
+        history=_merge_histories(phases),
         title=f"{spec.name} on {evaluation_name} split",
         extra={"temperature": temperature, "bundle": str(bundle), "seconds": round(seconds, 1)},
     )
     say(f"bundle written to {bundle}")
     return bundle
+
+
+def serving_recipe(config: TrainConfig, image_size: int, normalisation: str) -> ServingRecipe:
+    """The preprocessing and test-time views a run trains, scores and serves with."""
+    power = SHADES_OF_GRAY_POWER if config.colour_constancy == SHADES_OF_GRAY else None
+    preprocessing = Preprocessing(image_size, config.fit, power)
+    return ServingRecipe(
+        {
+            "input_size": image_size,
+            "class_names": list(CLASSES),
+            "preprocessing": preprocessing.describe(normalisation),
+            "test_time_augmentation": TestTimeAugmentation.named(config.tta).to_manifest(),
+        }
+    )
+
+
+def _save_predictions(
+    report_dir: Path,
+    val: Scored,
+    held_out: Scored,
+    evaluation_name: str,
+    external: Scored | None,
+    temperature: float,
+) -> None:
+    """Raw outputs of every scored set, so decision rules can be studied without retraining."""
+    extra = (
+        {"external_labels": external.labels, "external_probs": external.raw}
+        if external is not None
+        else {}
+    )
+    np.savez_compressed(
+        report_dir / PREDICTIONS_FILE,
+        class_names=np.array(CLASSES),
+        val_labels=val.labels,
+        val_probs=val.raw,
+        eval_split=np.array(evaluation_name),
+        eval_labels=held_out.labels,
+        eval_probs=held_out.raw,
+        temperature=np.array(temperature),
+        **extra,
+    )
 
 
 def _find_phase1_learning_rate(

@@ -16,10 +16,15 @@ from typing import Any
 
 from ml.augment import check_colour_jitter
 from ml.class_weights import CLASS_WEIGHTINGS
+from ml.preprocess import FITS, SHADES_OF_GRAY
 from ml.schedules import SCHEDULES, check_schedule
+from ml.tta import VIEW_SETS
 
 ARCHITECTURE_NAMES = ("basic_cnn", "mobilenet_v2", "densenet169")
 PRESETS = ("quick", "standard")
+COLOUR_CONSTANCY = ("none", SHADES_OF_GRAY)
+TOP_CLASS_RULES = ("most_probable", "balanced")
+LOSSES = ("crossentropy", "focal", "logit_adjusted")
 
 
 class ConfigError(ValueError):
@@ -66,6 +71,23 @@ class TrainConfig:
     # float16 compute with float32 weights: on a GPU, twice the throughput; the bundle is saved in
     # float32 either way, so serving never depends on it.
     mixed_precision: bool = False
+    # Framing, in training and serving alike: the whole photo stretched to a square ("stretch", the
+    # source paper's) or its centred square ("centre_crop"); and random resized crops in training.
+    fit: str = "stretch"
+    random_crops: bool = False
+    # Colour constancy on every input, in training and serving: "none" or "shades_of_gray".
+    colour_constancy: str = "none"
+    # Test-time views the bundle is scored and served with (ml.tta.VIEW_SETS).
+    tta: str = "none"
+    # The class a result names: "most_probable", or "balanced" (the prior shift with the best
+    # balanced accuracy on validation); probabilities and referral are the calibrated ones either way.
+    top_class: str = "most_probable"
+    # "crossentropy", "focal" (gamma 2) or "logit_adjusted" (the training class frequencies added to
+    # the logits in the loss only, Menon et al. 2021, so the model itself does not learn the imbalance).
+    loss: str = "crossentropy"
+    # Labelled photos from other sources (labels.csv layout): never trained on; measured beside the
+    # held-out split, and the referral threshold must hold its melanoma sensitivity there too.
+    external_dir: str | Path | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], **overrides: Any) -> TrainConfig:
@@ -107,6 +129,22 @@ class TrainConfig:
                 f"not {self.class_weighting!r}"
             )
         check_schedule(self.schedule)
+        for name, allowed in (
+            ("fit", FITS),
+            ("colour_constancy", COLOUR_CONSTANCY),
+            ("tta", tuple(VIEW_SETS)),
+            ("top_class", TOP_CLASS_RULES),
+            ("loss", LOSSES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}"
+                )
+        if self.loss == "logit_adjusted" and self.class_weighting != "none":
+            raise ValueError(
+                "the logit-adjusted loss corrects for class frequencies itself: "
+                "use it with class weighting none"
+            )
         check_label_smoothing(self.label_smoothing)
         check_weight_decay(self.weight_decay)
         check_colour_jitter(self.colour_jitter)
@@ -396,6 +434,56 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         default=unset,
         help="do not cache decoded images in memory (for very large datasets)",
+    )
+    parser.add_argument(
+        "--fit",
+        choices=FITS,
+        default=unset,
+        help="how a photo becomes a square, in training and serving: stretch (the whole photo, "
+        "squashed) or centre_crop (its centred square, shape kept) (default: stretch)",
+    )
+    parser.add_argument(
+        "--random-crops",
+        action=argparse.BooleanOptionalAction,
+        default=unset,
+        help="train on random resized crops (each side 60-110%%, shifted up to 10%%) instead of "
+        "a gentle zoom, for photos framed closer or farther (default: off)",
+    )
+    parser.add_argument(
+        "--colour-constancy",
+        choices=COLOUR_CONSTANCY,
+        default=unset,
+        help="colour constancy on every input, in training and serving: shades_of_gray (power "
+        "6) or none (default: none)",
+    )
+    parser.add_argument(
+        "--tta",
+        choices=tuple(VIEW_SETS),
+        default=unset,
+        help="test-time views averaged for every photo, recorded in the bundle and served: "
+        "none, flips (4), dihedral (8) or flips-zoom (5) (default: none)",
+    )
+    parser.add_argument(
+        "--top-class",
+        choices=TOP_CLASS_RULES,
+        default=unset,
+        help="the class a result names: most_probable, or balanced (a prior shift chosen on "
+        "validation for balanced accuracy) (default: most_probable)",
+    )
+    parser.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default=unset,
+        help="crossentropy, focal (gamma 2) or logit_adjusted (with --class-weighting none) "
+        "(default: crossentropy)",
+    )
+    parser.add_argument(
+        "--external",
+        dest="external_dir",
+        type=Path,
+        default=unset,
+        help="labelled photos from other sources (labels.csv layout), never trained on: "
+        "measured beside the held-out split, and the referral threshold must hold there too",
     )
     parser.add_argument(
         "--mixed-precision",

@@ -51,7 +51,7 @@ def explain_heatmap(*, heatmap_id: int) -> str:
         heatmap_fail(heatmap_id=heatmap_id, error="The stored photo is gone.")
         return GONE
     key = store.case_heatmap_key(case.public_id, version.name)
-    png = overlay_png(heat.grid, case.image_width, case.image_height)
+    png = overlay_png(heat.grid, case.image_width, case.image_height, heat.region)
     store.put(key, png, what=f"the heat map of case {case.public_id}")
     grid = [[round(float(v), 4) for v in row] for row in heat.grid]
     if not heatmap_record(heatmap_id=heatmap_id, layer=heat.layer, grid=grid, image_key=key):

@@ -42,10 +42,8 @@ class Answer:
     latency_ms: int
     engine: str
     decision: Decision
-
-    @property
-    def top_class(self) -> str:
-        return max(self.probabilities, key=self.probabilities.get)
+    # The class the result names, by the bundle's top-class rule.
+    top_class: str
 
 
 class UnreadablePhoto(ValueError):
@@ -71,7 +69,13 @@ def _model_input(predictor, data: bytes) -> np.ndarray:
 def _answer(predictor, probabilities, latency_ms: int) -> Answer:
     class_names = predictor.manifest["class_names"]
     by_class = {name: float(p) for name, p in zip(class_names, probabilities, strict=True)}
-    return Answer(by_class, latency_ms, predictor.engine_name, predictor.decide(by_class))
+    return Answer(
+        by_class,
+        latency_ms,
+        predictor.engine_name,
+        predictor.decide(by_class),
+        predictor.top_class(by_class),
+    )
 
 
 def _ms_since(started: float) -> int:
@@ -230,6 +234,7 @@ def _classify_claimed(
                     latency_ms=answer.latency_ms,
                     engine=answer.engine,
                     decision=answer.decision,
+                    top_class=answer.top_class,
                     result_key=keys[case_id],
                 )
                 for case_id, answer in answers.items()
@@ -264,5 +269,6 @@ def rerun_case(*, result_id: int) -> str:
         latency_ms=answer.latency_ms,
         engine=answer.engine,
         result_key=key,
+        top_class=answer.top_class,
     )
     return DONE

@@ -2,7 +2,7 @@
 
 Runs inside BentoML's own venv (see ``bentoml_runner``), which holds neither this repository
 nor TensorFlow, so it imports nothing from the repository: the preprocessing below copies the
-steps of ``ml.preprocess.model_input`` that apply to photos (JPEG draft at >= the input size,
+steps of ``ml.preprocess.Preprocessing`` (stretch fit, no colour constancy) that apply to photos (JPEG draft at >= the input size,
 EXIF orientation, RGB, per-channel float32 bilinear resize). Each HTTP request carries one
 image; BentoML's dispatcher gathers concurrent requests into one call of ``classify``, which
 preprocesses them and runs ONNX Runtime once on the whole batch.

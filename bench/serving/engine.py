@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.preprocess import model_input
+from ml.preprocess import Preprocessing
 
 EAGER_CALLS = 5
 WARMUP_CALLS = 3
@@ -49,11 +49,12 @@ def measure_engine(
 
 
 def _preprocess(encoded: list[bytes], size: int) -> tuple[np.ndarray, float]:
-    """All photos through ``model_input`` once; returns them and the median ms per photo."""
+    """All photos through the serving preprocessing once; returns them and the median ms per photo."""
+    preprocessing = Preprocessing(size)
     images, times = [], []
     for data in encoded:
         started = time.perf_counter()
-        images.append(model_input(data, size))
+        images.append(preprocessing.from_bytes(data))
         times.append(time.perf_counter() - started)
     return np.stack(images), statistics.median(times) * 1000.0
 

@@ -17,6 +17,7 @@ from ml.datasets import (
     load_ham10000,
 )
 from ml.pipeline import make_dataset
+from ml.preprocess import Preprocessing
 from ml.splits import grouped_stratified_split
 from tests.ml.synthetic import write_tiny_dataset
 
@@ -138,13 +139,13 @@ def test_class_weights_are_balanced() -> None:
 
 def test_make_dataset_yields_resized_batches(tiny_dataset: Path) -> None:
     samples = load_ham10000(tiny_dataset)[:10]
-    dataset = make_dataset(samples, 16, 4, training=True, cache=True, seed=1)
+    dataset = make_dataset(samples, Preprocessing(16), 4, training=True, cache=True, seed=1)
     images, labels = next(iter(dataset))
     assert tuple(images.shape) == (4, 16, 16, 3)
     assert images.dtype.name == "float32"
     assert float(images.numpy().min()) >= 0 and float(images.numpy().max()) <= 255
     assert labels.dtype.name == "int32"
-    plain = make_dataset(samples, 16, 4, training=False, cache=False)
+    plain = make_dataset(samples, Preprocessing(16), 4, training=False, cache=False)
     assert sum(int(b[0].shape[0]) for b in plain) == 10
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.preprocess import ImageDecodeError, decode_image, resize_batch
+from ml.preprocess import ImageDecodeError, Preprocessing, decode_image
 
 
 def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -75,9 +75,9 @@ def test_garbage_bytes_raise_decode_error() -> None:
         decode_image(b"not an image")
 
 
-def test_resize_batch_shape_and_range() -> None:
+def test_a_batch_of_differently_sized_photos_has_one_shape_and_range() -> None:
     images = [_asymmetric_rgb(), np.full((50, 70, 3), 255, dtype=np.uint8)]
-    batch = resize_batch(images, 16)
+    batch = Preprocessing(16).batch(images)
     assert batch.shape == (2, 16, 16, 3)
     assert batch.dtype == np.float32
     assert batch.min() >= 0

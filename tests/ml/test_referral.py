@@ -83,3 +83,43 @@ def test_each_photo_gets_its_decision_and_reasons():
     unsure = decide(probabilities(bkl=0.40, df=0.35), rule)
     assert unsure.refer and LOW_CONFIDENCE in unsure.reasons
     assert decide(probabilities(nv=0.95), None).reasons == (NO_RULE,)
+
+
+def _off_domain(seed: int = 3):
+    """Photos from elsewhere: the same classes, ranked worse (melanomas score lower)."""
+    y, probs = synthetic_validation(seed=seed, n=800)
+    logits = np.log(probs)
+    logits[y == MEL, MEL] -= 1.2
+    shifted = np.exp(logits)
+    return y, shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def test_the_threshold_chosen_with_external_photos_holds_there_too():
+    y, probs = synthetic_validation()
+    y_ext, probs_ext = _off_domain()
+    alone = choose_referral_rule(y, probs, CLASSES)
+    assert referral_metrics(y_ext, probs_ext, CLASSES, alone)["melanoma_sensitivity"] < 0.90
+    both = choose_referral_rule(y, probs, CLASSES, external=(y_ext, probs_ext))
+    assert both.malignant_threshold < alone.malignant_threshold
+    assert both.external == referral_metrics(y_ext, probs_ext, CLASSES, both)
+    assert both.external["melanoma_sensitivity"] >= 0.95
+    assert both.validation["melanoma_sensitivity"] >= 0.95
+    # The price is paid on both sets: more benign photos referred than with validation alone.
+    assert both.validation["benign_referral_rate"] > alone.validation["benign_referral_rate"]
+    assert ReferralRule.from_manifest(both.to_manifest()) == both
+    # External photos that rank melanomas better than validation leave the threshold alone.
+    easy = choose_referral_rule(y, probs, CLASSES, external=synthetic_validation(seed=4, n=800))
+    assert easy.malignant_threshold <= alone.malignant_threshold
+
+
+def test_the_trade_off_curve_passes_through_the_chosen_threshold():
+    from ml.referral import referral_tradeoff
+
+    y, probs = synthetic_validation()
+    rule = choose_referral_rule(y, probs, CLASSES)
+    curve = referral_tradeoff(y, probs, CLASSES, rule)
+    sensitivities = [row["melanoma_sensitivity"] for row in curve]
+    # Raising the threshold never refers more melanomas.
+    assert sensitivities == sorted(sensitivities, reverse=True)
+    chosen = next(row for row in curve if row["threshold"] == rule.malignant_threshold)
+    assert chosen["melanoma_sensitivity"] == rule.validation["melanoma_sensitivity"]

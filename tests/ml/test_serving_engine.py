@@ -13,7 +13,7 @@ from ml.architectures import build_basic_cnn
 from ml.bundle import add_onnx_export, load_bundle, save_bundle
 from ml.manifest import MANIFEST_NAME, ONNX_FILE, BundleError, read_manifest, write_manifest
 from ml.predict import Predictor
-from ml.preprocess import decode_image, model_input, preprocessing_description, resize_image
+from ml.preprocess import Preprocessing, decode_image, resize_image
 
 SIZE = 32
 
@@ -22,7 +22,7 @@ def _bundle(tmp_path: Path, check_images=()) -> Path:
     model = build_basic_cnn(7, SIZE)
     return save_bundle(
         model, tmp_path / "bundle", architecture="basic_cnn", input_size=SIZE,
-        preprocessing=preprocessing_description(SIZE, "none"), check_images=check_images,
+        preprocessing=Preprocessing(SIZE).describe("none"), check_images=check_images,
     )  # fmt: skip
 
 
@@ -45,7 +45,7 @@ def test_onnx_export_agrees_with_keras_on_real_photos(tmp_path, sample_photos) -
     assert served.engine_name == "onnxruntime-cpu"
     blobs = [path.read_bytes() for path in photos]
     keras_model = load_bundle(bundle).model
-    batch = np.stack([model_input(blob, SIZE) for blob in blobs])
+    batch = np.stack([Preprocessing(SIZE).from_bytes(blob) for blob in blobs])
     expected = np.asarray(keras_model(batch, training=False), dtype=np.float64)
     got = served.predict_bytes(blobs)
     np.testing.assert_allclose(got, expected, atol=1e-4)
@@ -151,7 +151,7 @@ def test_large_jpegs_are_decoded_at_reduced_scale_but_never_below_the_input_size
     assert decode_image(buffer.getvalue(), at_least=224).shape == (300, 400, 3)
     assert decode_image(buffer.getvalue(), at_least=400).shape == (600, 800, 3)
     assert decode_image(buffer.getvalue()).shape == (1200, 1600, 3)
-    assert model_input(buffer.getvalue(), 224).shape == (224, 224, 3)
+    assert Preprocessing(224).from_bytes(buffer.getvalue()).shape == (224, 224, 3)
 
 
 def test_manifest_records_the_onnx_check(tmp_path) -> None:

@@ -55,7 +55,7 @@ def test_temperature_is_applied(trained_run: Path) -> None:
     predictor = Predictor.from_bundle(trained_run)
     image = [np.full((32, 32, 3), 90, np.uint8)]
     calibrated = predictor.predict_arrays(image)
-    predictor.temperature = 1.0
+    predictor.recipe.temperature = 1.0
     raw = predictor.predict_arrays(image)
     assert calibrated.argmax() == raw.argmax()
     expected_log = np.log(raw) / read_manifest(trained_run)["calibration_temperature"]

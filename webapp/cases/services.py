@@ -333,6 +333,8 @@ class ClassifierAnswer:
     result_key: str
     decision: ReferralDecision
     engine: str = ""
+    # The class the result names, by the bundle's top-class rule; None: the most probable one.
+    top_class: str | None = None
 
 
 def case_record_predictions(
@@ -403,8 +405,16 @@ def _keep_written(
     return [prediction for prediction in new if prediction.case_id not in unwritten]
 
 
+def _named_class(probabilities: Mapping[str, float], top_class: str | None) -> str:
+    if top_class is None:
+        return max(probabilities, key=probabilities.get)
+    if top_class not in probabilities:
+        raise ValueError(f"the named class {top_class!r} has no probability")
+    return top_class
+
+
 def _prediction(case_id: int, model_version, answer: ClassifierAnswer) -> Prediction:
-    top_class = max(answer.probabilities, key=answer.probabilities.get)
+    top_class = _named_class(answer.probabilities, answer.top_class)
     return Prediction(
         case_id=case_id,
         model_version=model_version,
@@ -593,12 +603,13 @@ def rerun_record(
     result_key: str = "",
     engine: str = "",
     error: str = "",
+    top_class: str | None = None,
 ) -> None:
     fields = {"finished_at": timezone.now()}
     if error:
         fields.update(status=RerunStatus.FAILED, error=error[:500])
     else:
-        top = max(probabilities, key=probabilities.get)
+        top = _named_class(probabilities, top_class)
         fields.update(
             status=RerunStatus.DONE,
             probabilities=probabilities,

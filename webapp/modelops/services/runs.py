@@ -57,6 +57,12 @@ REQUESTABLE_OPTIONS = frozenset(
         "seed",
         "limit_per_class",
         "find_lr",
+        "fit",
+        "random_crops",
+        "colour_constancy",
+        "tta",
+        "top_class",
+        "loss",
     }
 )
 
