@@ -54,7 +54,10 @@ def explain_heatmap(*, heatmap_id: int) -> str:
     png = overlay_png(heat.grid, case.image_width, case.image_height, heat.region)
     store.put(key, png, what=f"the heat map of case {case.public_id}")
     grid = [[round(float(v), 4) for v in row] for row in heat.grid]
-    if not heatmap_record(heatmap_id=heatmap_id, layer=heat.layer, grid=grid, image_key=key):
+    region = [round(float(v), 4) for v in heat.region]
+    if not heatmap_record(
+        heatmap_id=heatmap_id, layer=heat.layer, grid=grid, image_key=key, region=region
+    ):
         # Deleted while it was being made: leave nothing of the case behind.
         store.delete_quietly(key)
         return GONE

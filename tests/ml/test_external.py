@@ -177,3 +177,26 @@ def test_ml_evaluate_reports_the_external_set_first(
     ) == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "held-out: n " in printed and "external: n 21" in printed
+
+
+def test_a_centre_cropping_model_s_heat_map_lies_over_the_square_it_saw(
+    recipe_run, sample_photos
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from ml.gradcam import Explainer
+    from ml.heatmaps import overlay_png
+
+    photo = next(iter(sample_photos.values()))  # 600 x 450
+    heat = Explainer.from_bundle(recipe_run).explain_bytes(photo.read_bytes(), "mel")
+    # The centred 450 x 450 square, to the pixel of the reduced-scale JPEG decode it was cut from.
+    assert heat.region == pytest.approx((75 / 600, 0.0, 525 / 600, 1.0), abs=0.01)
+    # A grid hot everywhere, drawn over that region: hot inside it, nothing outside.
+    hot = np.ones_like(heat.grid)
+    overlay = np.asarray(Image.open(io.BytesIO(overlay_png(hot, 600, 450, heat.region))))
+    assert overlay.shape == (450, 600, 4)
+    assert overlay[:, 80:520, 3].min() > 0
+    # Nothing is drawn on the bands the model never saw.
+    assert overlay[:, :70, 3].max() == 0 and overlay[:, 530:, 3].max() == 0

@@ -29,6 +29,7 @@ from fhirclient.models.patient import Patient
 from fhirclient.models.quantity import Quantity
 
 from ml.classes import CLASS_NAMES, MALIGNANT_CLASSES
+from ml.heatmaps import WHOLE_PHOTO
 from ml.referral import malignant_probability
 from webapp.cases.models import Case, CaseStatus, HeatMapStatus, Review
 from webapp.cases.serializers import (
@@ -64,6 +65,8 @@ def case_json(case: Case, reviews: list[Review]) -> dict:
     heatmap = getattr(prediction, "heatmap", None) if prediction else None
     if heatmap is not None and heatmap.status == HeatMapStatus.DONE:
         state["prediction"]["heatmap"]["grid"] = heatmap.grid
+        # Where on the photo the grid lies (older heat maps, made before crops, cover it all).
+        state["prediction"]["heatmap"]["region"] = heatmap.region or list(WHOLE_PHOTO)
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -295,8 +298,9 @@ def _conclusion(case: Case, reviews: list[Review]) -> tuple[str, str | None]:
     if case.status != CaseStatus.DONE:
         return (case.status_reason or f"Not classified ({case.get_status_display()}).", None)
     prediction = case.prediction
+    named = "most likely" if prediction.names_most_probable else "reading, rare lesions weighed up,"
     model = (
-        f"Model: most likely {CLASS_NAMES.get(prediction.top_class, prediction.top_class)} "
+        f"Model: {named} {CLASS_NAMES.get(prediction.top_class, prediction.top_class)} "
         f"({prediction.top_probability:.0%}). {referral_advice(prediction)}"
     )
     if not reviews:

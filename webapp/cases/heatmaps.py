@@ -2,11 +2,13 @@
 result has gone out, recorded done or failed with a reason; a clinician may ask again for a missing one."""
 
 import logging
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ml.heatmaps import WHOLE_PHOTO
 from webapp.accounts.models import User
 from webapp.cases.models import Case, CaseStatus, HeatMap, HeatMapStatus, Prediction
 from webapp.cases.publishing import cases_publish
@@ -106,10 +108,22 @@ def _finish(heatmap_id: int, **fields) -> bool:
     return bool(updated)
 
 
-def heatmap_record(*, heatmap_id: int, layer: str, grid: list[list[float]], image_key: str) -> bool:
+def heatmap_record(
+    *,
+    heatmap_id: int,
+    layer: str,
+    grid: list[list[float]],
+    image_key: str,
+    region: Sequence[float] = WHOLE_PHOTO,
+) -> bool:
     """Record a made heat map; False when it was finished meanwhile or its case was deleted."""
     return _finish(
-        heatmap_id, status=HeatMapStatus.DONE, layer=layer, grid=grid, image_key=image_key
+        heatmap_id,
+        status=HeatMapStatus.DONE,
+        layer=layer,
+        grid=grid,
+        image_key=image_key,
+        region=list(region),
     )
 
 

@@ -116,6 +116,15 @@ class Prediction(models.Model):
     def __str__(self) -> str:
         return f"{self.top_class} ({self.top_probability:.2f}) for case {self.case_id}"
 
+    @property
+    def most_probable_class(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    @property
+    def names_most_probable(self) -> bool:
+        """False when the version's top-class rule named a rarer class than the most probable."""
+        return self.top_class == self.most_probable_class
+
 
 class Review(WriteOnceModel):
     """A clinician's diagnosis of a case. Reviews are kept: a correction is a new row, never an edit, and
@@ -209,6 +218,9 @@ class HeatMap(models.Model):
     # draw their own.
     layer = models.CharField(max_length=128, blank=True)
     grid = models.JSONField(null=True, blank=True)
+    # The part of the photo the grid covers, [left, top, right, bottom] as fractions of its width
+    # and height: the whole photo, or the centred square a centre-cropping model saw.
+    region = models.JSONField(default=list, blank=True)
     image_key = models.CharField(max_length=255, blank=True)
     error = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveIntegerField(default=0)

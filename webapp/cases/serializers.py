@@ -101,6 +101,13 @@ class PredictionSerializer(serializers.ModelSerializer):
     malignant_probability = serializers.SerializerMethodField()
     model_version = serializers.CharField(source="model_version.name")
     heatmap = serializers.SerializerMethodField()
+    top_class_is_most_probable = serializers.BooleanField(
+        source="names_most_probable",
+        read_only=True,
+        help_text="False when the model's top-class rule, which weighs rare lesions as much as "
+        "common ones, named a class other than the most probable one",
+    )
+    most_probable_class = serializers.CharField(read_only=True)
 
     class Meta:
         model = Prediction
@@ -108,6 +115,8 @@ class PredictionSerializer(serializers.ModelSerializer):
             "top_class",
             "top_class_name",
             "top_probability",
+            "top_class_is_most_probable",
+            "most_probable_class",
             "probabilities",
             "malignant_probability",
             "decision",
@@ -249,6 +258,7 @@ class VisitSerializer(serializers.Serializer):
     top_class = serializers.CharField(allow_null=True)
     top_class_name = serializers.CharField(allow_null=True)
     top_probability = serializers.FloatField(allow_null=True)
+    top_class_is_most_probable = serializers.BooleanField(allow_null=True)
     malignant_probability = serializers.FloatField(allow_null=True)
     previous_top_class = serializers.CharField(
         allow_null=True, help_text="The top class at the last classified visit before this one"
@@ -274,6 +284,7 @@ def lesion_visits(cases: list[Case]) -> list[dict]:
             "top_class": None,
             "top_class_name": None,
             "top_probability": None,
+            "top_class_is_most_probable": None,
             "malignant_probability": None,
             "previous_top_class": previous.top_class if previous else None,
             "top_class_changed": False,
@@ -285,6 +296,7 @@ def lesion_visits(cases: list[Case]) -> list[dict]:
                 top_class=prediction.top_class,
                 top_class_name=CLASS_NAMES.get(prediction.top_class, prediction.top_class),
                 top_probability=prediction.top_probability,
+                top_class_is_most_probable=prediction.names_most_probable,
                 malignant_probability=malignant,
             )
             if previous is not None:

@@ -91,8 +91,13 @@
     advice.textContent = p.advice;
     advice.className = "banner " + (p.decision === "routine" ? "ok" : "warning");
     advice.dataset.decision = p.decision || "unknown";
-    text("top-class", "Most likely: " + p.top_class_name + " (" + p.top_class + ") — " +
-      (p.top_probability * 100).toFixed(1) + "%");
+    // A model with a top-class rule may name a rarer class than the most probable one; say so.
+    const named = p.top_class_is_most_probable === false
+      ? "The model's reading (rare lesions weighed as much as common ones): "
+      : "Most likely: ";
+    text("top-class", named + p.top_class_name + " (" + p.top_class + ") — " +
+      (p.top_probability * 100).toFixed(1) + "%" +
+      (p.top_class_is_most_probable === false ? "; most probable: " + p.most_probable_class : ""));
     const body = document.getElementById("probabilities");
     body.replaceChildren();
     for (const row of p.probabilities) {
