@@ -300,7 +300,7 @@ def render_markdown(result: dict, name: str) -> str:
         f"Date: {result['date']}; machine: {result['machine']}  ",
         f"Recipe: {c['architecture']} at {c['image_size']} px, batch {c['batch_size']}, {phases}, "
         f"{c.get('schedule', 'plateau')} schedule, cap {c.get('max_minutes') or 'none'} min, "
-        f"class weighting {c['class_weighting']}, {regularisers(c)}, seed {c['seed']}  ",
+        f"class weighting {c['class_weighting']}, {regularisers(c)}, {recipe_steps(c)}, seed {c['seed']}  ",
         f"Split (images): {result['split']}; training {result['train_wall_seconds'] / 60:.1f} min wall "
         f"({result['fit_seconds'] / 60:.1f} min in fit)",
         "",
@@ -404,6 +404,16 @@ def _headline_table(m: dict, temperature: float) -> list[str]:
             f"External photos: {m['external'].get('source')} ({m['external']['n']} photos)."
         )
     return lines
+
+
+def recipe_steps(config: dict) -> str:
+    """The framing, colour, view, naming and loss choices of a recipe (older results: the defaults)."""
+    return (
+        f"fit {config.get('fit', 'stretch')}"
+        f"{', random crops' if config.get('random_crops') else ''}, colour constancy "
+        f"{config.get('colour_constancy', 'none')}, test-time views {config.get('tta', 'none')}, "
+        f"top class {config.get('top_class', 'most_probable')}, loss {config.get('loss', 'crossentropy')}"
+    )
 
 
 def regularisers(config: dict) -> str:
