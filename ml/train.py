@@ -289,9 +289,14 @@ def load_external(config: TrainConfig) -> list[Sample]:
 
 
 def choose_decision_rules(
-    val: Scored, external: Scored | None, temperature: float, train_samples: list[Sample], *,
-    top_class: str, say: Any,
-) -> DecisionRules:  # fmt: skip
+    val: Scored,
+    external: Scored | None,
+    temperature: float,
+    train_samples: list[Sample],
+    *,
+    top_class: str,
+    say: Any,
+) -> DecisionRules:
     """Both rules, on calibrated validation outputs; the external photos only tighten the
     referral threshold (they choose thresholds, never weights)."""
     val_probs = calibrate(val.raw, temperature)
