@@ -285,14 +285,16 @@ class Problem:
 class DatasetProblems(DatasetError):
     """The dataset cannot be trained on; ``problems`` lists every reason, by row, file or class."""
 
-    def __init__(self, source: str, problems: list[Problem]) -> None:
+    def __init__(
+        self, source: str, problems: list[Problem], outcome: str = "nothing was trained"
+    ) -> None:
         self.source = source
         self.problems = problems
         lines = [f"- {problem}" for problem in problems[:SHOWN_PROBLEMS]]
         if len(problems) > SHOWN_PROBLEMS:
             lines.append(f"- and {len(problems) - SHOWN_PROBLEMS} more")
         super().__init__(
-            f"{source} has {len(problems)} problem(s); nothing was trained:\n" + "\n".join(lines)
+            f"{source} has {len(problems)} problem(s); {outcome}:\n" + "\n".join(lines)
         )
 
 

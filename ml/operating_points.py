@@ -25,8 +25,11 @@ class TopClassRuleError(ValueError):
     """A recorded top-class rule is malformed or does not fit the model's classes."""
 
 
-def prior_shifted_decisions(probs: np.ndarray, priors: np.ndarray, tau: float) -> np.ndarray:
-    """Class indices maximising log p - tau * log prior for each row."""
+def prior_shifted_decisions(
+    probs: np.ndarray, priors: np.ndarray, tau: float, min_probability: float = 0.0
+) -> np.ndarray:
+    """Class indices maximising log p - tau * log prior for each row, among the classes with at
+    least ``min_probability`` (the most probable class always qualifies)."""
     probs = np.asarray(probs, dtype=np.float64)
     priors = np.asarray(priors, dtype=np.float64)
     if probs.ndim != 2 or probs.shape[1] != priors.shape[0]:
@@ -34,7 +37,8 @@ def prior_shifted_decisions(probs: np.ndarray, priors: np.ndarray, tau: float) -
     if np.any(priors <= 0):
         raise ValueError("every class needs a positive prior")
     scores = np.log(np.clip(probs, 1e-12, None)) - tau * np.log(priors)
-    return scores.argmax(axis=1)
+    eligible = (probs >= min_probability) | (probs == probs.max(axis=1, keepdims=True))
+    return np.where(eligible, scores, -np.inf).argmax(axis=1)
 
 
 def decision_metrics(
@@ -58,17 +62,30 @@ def decision_metrics(
     }
 
 
+TAUS = tuple(np.round(np.linspace(0, 1, 21), 2))
+# Floors on the named class's probability tried with each tau (0: none).
+MIN_PROBABILITIES = (0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
+# A floor is kept while it costs at most this much validation balanced accuracy against the best:
+# naming a class the model gives 2% helps no one, unless it clearly buys recall of the rare classes.
+FLOOR_TOLERANCE = 0.01
+
+
 def tradeoff_curve(
     y_true: np.ndarray,
     probs: np.ndarray,
     priors: np.ndarray,
     class_names: Sequence[str],
-    taus: Sequence[float] = tuple(np.round(np.linspace(0, 1, 21), 2)),
+    taus: Sequence[float] = TAUS,
+    min_probability: float = 0.0,
 ) -> list[dict[str, Any]]:
     return [
         {
             "tau": float(tau),
-            **decision_metrics(y_true, prior_shifted_decisions(probs, priors, tau), class_names),
+            **decision_metrics(
+                y_true,
+                prior_shifted_decisions(probs, priors, tau, min_probability),
+                class_names,
+            ),
         }
         for tau in taus
     ]
@@ -93,6 +110,8 @@ class TopClassRule:
     # Training class frequencies, by class code.
     priors: dict[str, float]
     validation: dict[str, Any] = field(default_factory=dict)
+    # A class below this calibrated probability is never named (unless it is the most probable).
+    min_probability: float = 0.0
 
     def decide(self, probs: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
         """The class index named for each row of calibrated probabilities."""
@@ -100,7 +119,7 @@ class TopClassRule:
         if missing:
             raise TopClassRuleError(f"the top-class rule has no prior for {', '.join(missing)}")
         priors = np.array([self.priors[name] for name in class_names], dtype=np.float64)
-        return prior_shifted_decisions(probs, priors, self.tau)
+        return prior_shifted_decisions(probs, priors, self.tau, self.min_probability)
 
     def to_manifest(self) -> dict[str, Any]:
         return {"rule": PRIOR_SHIFT, **asdict(self)}
@@ -114,27 +133,48 @@ class TopClassRule:
                 tau=float(raw["tau"]),
                 priors={str(k): float(v) for k, v in dict(raw["priors"]).items()},
                 validation=dict(raw.get("validation") or {}),
+                # Bundles made before the floor existed name classes without one.
+                min_probability=float(raw.get("min_probability", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TopClassRuleError(f"malformed top-class rule {raw!r}: {exc}") from exc
         if not 0.0 <= rule.tau <= 1.0 or any(p <= 0 for p in rule.priors.values()):
             raise TopClassRuleError(f"tau must lie in [0, 1] and every prior be positive: {raw!r}")
+        if not 0.0 <= rule.min_probability < 1.0:
+            raise TopClassRuleError(f"min_probability must lie in [0, 1): {raw!r}")
         return rule
 
 
 def choose_top_class_rule(
     y_val: np.ndarray, val_probs: np.ndarray, train_labels: np.ndarray, class_names: Sequence[str]
 ) -> TopClassRule:
-    """The prior shift with the best balanced accuracy on validation (calibrated probabilities)."""
+    """The prior shift with the best balanced accuracy on validation (calibrated probabilities),
+    under the highest probability floor that costs at most FLOOR_TOLERANCE of it."""
     counts = np.bincount(np.asarray(train_labels), minlength=len(class_names)).astype(np.float64)
     # A class absent from training would get an infinite boost; give it one image's worth.
     priors = np.maximum(counts, 1.0) / max(counts.sum(), 1.0)
-    curve = tradeoff_curve(y_val, val_probs, priors, class_names)
-    tau = best_tau(curve)
+    best_per_floor = []
+    for floor in MIN_PROBABILITIES:
+        curve = tradeoff_curve(y_val, val_probs, priors, class_names, min_probability=floor)
+        tau = best_tau(curve)
+        best_per_floor.append((floor, tau, next(row for row in curve if row["tau"] == tau)))
+    best = max(row["balanced_accuracy"] for _, _, row in best_per_floor)
+    floor, tau, validation = max(
+        (
+            entry
+            for entry in best_per_floor
+            if entry[2]["balanced_accuracy"] >= best - FLOOR_TOLERANCE
+        ),
+        key=lambda entry: entry[0],
+    )
     return TopClassRule(
         tau=tau,
         priors={name: float(p) for name, p in zip(class_names, priors, strict=True)},
-        validation=next(row for row in curve if row["tau"] == tau),
+        validation={
+            **validation,
+            "balanced_accuracy_without_floor": best_per_floor[0][2]["balanced_accuracy"],
+        },
+        min_probability=floor,
     )
 
 

@@ -195,7 +195,8 @@ def _plot_referral_tradeoff(
     ax.set_ylabel("share of melanomas referred")
     ax.set_title(f"Referral trade-off (dots: the chosen threshold {chosen:.3f})")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a set without melanomas draws no line
+        ax.legend(loc="lower right", fontsize=8)
     _save(fig, path)
 
 

@@ -306,8 +306,10 @@ def choose_decision_rules(
     if top_class == "balanced":
         top = choose_top_class_rule(val.labels, val_probs, _labels(train_samples), CLASSES)
         say(
-            f"top-class rule: prior shift tau {top.tau:g} (validation balanced accuracy "
-            f"{top.validation['balanced_accuracy']:.3f})"
+            f"top-class rule: prior shift tau {top.tau:g}, never naming a class below "
+            f"{top.min_probability:.0%} (validation balanced accuracy "
+            f"{top.validation['balanced_accuracy']:.3f}; "
+            f"{top.validation['balanced_accuracy_without_floor']:.3f} without the floor)"
         )
     return DecisionRules(referral, top)
 

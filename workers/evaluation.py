@@ -1,4 +1,4 @@
-"""Judging a bundle on the frozen evaluation set: metrics, plots in S3, and what it saw in training.
+"""Judging a bundle on the frozen evaluation sets: metrics, plots in S3, and what it saw in training.
 
 Used by training runs (the candidate, and the active model when it has no numbers on the set yet) and by
 the `modelops.evaluate` task (any registered version, e.g. an imported one).
@@ -14,7 +14,7 @@ from pathlib import Path
 from ml.manifest import SPLIT_FILE, read_manifest
 from webapp.modelops.bundles import bundle_fetch_verified
 from webapp.modelops.models import EvaluationSet, ModelVersion
-from webapp.modelops.selectors import evaluation_get, evaluation_set_current
+from webapp.modelops.selectors import evaluation_get, judging_sets
 from webapp.modelops.services.registry import model_evaluation_record
 from webapp.modelops.snapshots import evaluation_items, evaluation_set_materialise
 from webapp.storage import store
@@ -22,11 +22,22 @@ from webapp.storage import store
 logger = logging.getLogger(__name__)
 
 # Report files kept in S3 with each evaluation (the summary and metrics too, for download).
-REPORT_FILES = ("confusion_matrix.png", "per_class.png", "reliability.png", "summary.md")
+REPORT_FILES = (
+    "confusion_matrix.png",
+    "per_class.png",
+    "reliability.png",
+    "referral_tradeoff.png",
+    "summary.md",
+)
 
 
 def _seen_in_training(bundle_dir: Path, evaluation_set: EvaluationSet) -> int | None:
-    """Evaluation images the model trained or validated on, from its recorded split (None: unknown)."""
+    """Evaluation images the model trained or validated on, from its recorded split (None: unknown).
+
+    Only meaningful for the held-out set: photos from other sources carry their own ids, which say
+    nothing about HAM10000's; training snapshots leave those photos out by content instead."""
+    if evaluation_set.is_external:
+        return None
     manifest = read_manifest(bundle_dir, verify=False)
     if SPLIT_FILE not in manifest["files"]:
         return None
@@ -59,16 +70,19 @@ def evaluate_bundle_on_set(
     }
 
 
-def evaluate_version(version: ModelVersion, evaluation_set: EvaluationSet | None = None):
-    """Evaluate a registered version on the evaluation set unless it already has numbers there."""
-    evaluation_set = evaluation_set or evaluation_set_current()
-    if evaluation_set is None:
-        return None
-    existing = evaluation_get(version, evaluation_set)
-    if existing is not None:
-        return existing
-    bundle_dir = bundle_fetch_verified(version)
-    fields = evaluate_bundle_on_set(
-        bundle_dir=bundle_dir, evaluation_set=evaluation_set, version_name=version.name
-    )
-    return model_evaluation_record(version=version, **fields)
+def evaluate_version(version: ModelVersion, evaluation_set: EvaluationSet | None = None) -> list:
+    """Evaluate a registered version on ``evaluation_set`` (default: every judging set) wherever it
+    has no numbers yet; returns its evaluations on those sets."""
+    sets = [evaluation_set] if evaluation_set is not None else judging_sets()
+    evaluations = []
+    bundle_dir = None
+    for judged_on in sets:
+        existing = evaluation_get(version, judged_on)
+        if existing is None:
+            bundle_dir = bundle_dir or bundle_fetch_verified(version)
+            fields = evaluate_bundle_on_set(
+                bundle_dir=bundle_dir, evaluation_set=judged_on, version_name=version.name
+            )
+            existing = model_evaluation_record(version=version, **fields)
+        evaluations.append(existing)
+    return evaluations

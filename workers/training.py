@@ -315,15 +315,22 @@ def _execute(run: TrainingRun, observer: RunObserver, scratch: Path) -> str:
         mixed_precision=device["mixed_precision"],
         # The frozen evaluation set is the held-out judge; no second test split is carved out.
         test_fraction=0.0,
+        # Photos from other sources, if registered: the referral threshold must hold there too.
+        external_dir=frozen.external_dir,
     )
     bundle_dir = train(config, progress=False, observer=observer)
 
     training_run_advance(run_id=run.pk, status=RunStatus.EVALUATING)
     name = training_run_version_name(run)
-    observer.stage(f"evaluating {name} on evaluation set {frozen.evaluation_set.sha256[:12]}")
-    evaluation = evaluate_bundle_on_set(
-        bundle_dir=bundle_dir, evaluation_set=frozen.evaluation_set, version_name=name
-    )
+    judged_on = [s for s in (frozen.external_set, frozen.evaluation_set) if s is not None]
+    evaluations = []
+    for evaluation_set in judged_on:
+        observer.stage(f"evaluating {name} on {evaluation_set}")
+        evaluations.append(
+            evaluate_bundle_on_set(
+                bundle_dir=bundle_dir, evaluation_set=evaluation_set, version_name=name
+            )
+        )
     training_run_add_artefacts(run_id=run.pk, artefacts=_upload_report(run, scratch / "report"))
     observer.check_stop("before registering the candidate")
     version = model_version_register(
@@ -333,25 +340,36 @@ def _execute(run: TrainingRun, observer: RunObserver, scratch: Path) -> str:
         parent=active,
         training_run=run,
         snapshot=frozen.snapshot,
-        evaluations=[evaluation],
+        evaluations=evaluations,
     )
     if active is not None:
-        observer.stage(f"evaluating the active model {active.name} on the same set")
-        try:
-            evaluate_version(active, frozen.evaluation_set)
-        except EXPECTED_FAILURES as exc:
-            # The candidate stands; the comparison page says the active model has no numbers yet.
-            observer.stage(f"could not evaluate the active model: {exc}")
-    numbers = metric_summary(evaluation["metrics"])
-    summary = (
-        f"Candidate {version.name} registered. On the evaluation set "
-        f"({frozen.evaluation_set.image_count} images): balanced accuracy "
-        f"{numbers['balanced_accuracy']:.3f}, accuracy {numbers['accuracy']:.3f}, "
-        f"melanoma sensitivity {_fmt(numbers['melanoma_sensitivity'])}."
+        observer.stage(f"evaluating the active model {active.name} on the same sets")
+        for evaluation_set in judged_on:
+            try:
+                evaluate_version(active, evaluation_set)
+            except EXPECTED_FAILURES as exc:
+                # The candidate stands; the comparison page says the active model has no numbers.
+                observer.stage(f"could not evaluate the active model on {evaluation_set}: {exc}")
+    summary = f"Candidate {version.name} registered. " + " ".join(
+        _numbers_line(evaluation) for evaluation in evaluations
     )
     observer.stage(summary)
     training_run_finish(run_id=run.pk, status=RunStatus.SUCCEEDED, reason=summary)
     return SUCCEEDED
+
+
+def _numbers_line(evaluation: dict) -> str:
+    numbers = metric_summary(evaluation["metrics"])
+    evaluation_set = evaluation["evaluation_set"]
+    where = (
+        f"On the photos from other sources ({evaluation_set.image_count} images)"
+        if evaluation_set.is_external
+        else f"On the evaluation set ({evaluation_set.image_count} images)"
+    )
+    return (
+        f"{where}: balanced accuracy {numbers['balanced_accuracy']:.3f}, accuracy "
+        f"{numbers['accuracy']:.3f}, melanoma sensitivity {_fmt(numbers['melanoma_sensitivity'])}."
+    )
 
 
 def _fmt(value) -> str:

@@ -69,8 +69,8 @@ def test_admin_starts_a_run_and_watches_it_train(stack, browser, tmp_path):
 
     # The candidate's page shows it beside the active model and offers promotion.
     page.locator("#candidate-link").click()
-    page.wait_for_selector("#comparison")
-    assert page.locator("#per-class tbody tr").count() == 7
+    page.wait_for_selector("#judged-held_out .comparison")
+    assert page.locator("#judged-held_out .per-class tbody tr").count() == 7
     page.get_by_role("button", name="Promote").click()
     page.wait_for_url("**/modelops/")
     assert page.locator("#active-model").inner_text().startswith("basic_cnn-run")

@@ -6,7 +6,7 @@ import pytest
 
 from ml.classes import CLASSES
 from ml.decisions import DecisionRuleError, DecisionRules
-from ml.operating_points import TopClassRule, choose_top_class_rule
+from ml.operating_points import TopClassRule, TopClassRuleError, choose_top_class_rule
 from ml.preprocess import (
     CENTRE_CROP,
     STRETCH,
@@ -141,6 +141,35 @@ def test_the_balanced_rule_is_chosen_on_validation() -> None:
     assert rule.tau > 0
     assert rule.validation["balanced_accuracy"] == 1.0
     assert rule.priors["nv"] == pytest.approx(67 / 84)
+
+
+def test_the_floor_keeps_a_rare_class_at_two_percent_from_being_named() -> None:
+    # Like ISIC_0026083 served by R1: nevus most probable, dermatofibroma named at 2.3% (tau 0.9).
+    probs = np.array([[0.03, 0.05, 0.10, 0.023, 0.03, 0.757, 0.01]])
+    priors = dict(zip(CLASSES, (0.033, 0.051, 0.11, 0.011, 0.111, 0.67, 0.014), strict=True))
+    assert TopClassRule(tau=0.9, priors=priors).decide(probs, CLASSES).tolist() == [3]  # df
+    floored = TopClassRule(tau=0.9, priors=priors, min_probability=0.10)
+    assert floored.decide(probs, CLASSES).tolist() == [5]  # nv
+    # The most probable class is always eligible, however spread the probabilities are.
+    flat = np.full((1, 7), 1 / 7)
+    assert TopClassRule(tau=0.0, priors=priors, min_probability=0.3).decide(flat, CLASSES) == [0]
+    assert TopClassRule.from_manifest(floored.to_manifest()) == floored
+    with pytest.raises(TopClassRuleError, match="min_probability"):
+        TopClassRule.from_manifest({**floored.to_manifest(), "min_probability": 1.5})
+
+
+@pytest.mark.parametrize(("df_probability", "floor"), [(0.395, 0.30), (0.12, 0.10)])
+def test_the_floor_is_the_highest_that_costs_no_balanced_accuracy(df_probability, floor) -> None:
+    y = np.array([5] * 80 + [3] * 20)
+    probs = np.full((100, 7), 0.001)
+    probs[:80, 5], probs[:80, 3] = 0.98, 0.01
+    probs[80:, 3] = df_probability  # dermatofibromas: nv ahead, df named after the prior shift
+    probs[80:, 5] = 0.994 - df_probability
+    train_labels = np.array([5] * 67 + [4] * 11 + [0, 1, 2, 2, 3, 6])
+    rule = choose_top_class_rule(y, probs, train_labels, CLASSES)
+    assert rule.min_probability == floor
+    assert rule.validation["balanced_accuracy"] == 1.0
+    assert rule.validation["balanced_accuracy_without_floor"] == 1.0
 
 
 @pytest.mark.parametrize(

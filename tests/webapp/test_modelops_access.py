@@ -48,7 +48,10 @@ def page_routes(run, version):
         ("get", reverse("modelops:version", args=[version.name])),
         ("post", reverse("modelops:version-promote", args=[version.name])),
         ("post", reverse("modelops:version-evaluate", args=[version.name])),
-        ("get", reverse("modelops:version-artefact", args=[version.name, "reliability.png"])),
+        (
+            "get",
+            reverse("modelops:version-artefact", args=[version.name, "e" * 64, "reliability.png"]),
+        ),
         ("post", reverse("modelops:rollback")),
         ("post", reverse("cases:rerun-new", args=[version.name])),
         ("get", reverse("modelops:import-new")),

@@ -3,13 +3,12 @@
 import pytest
 
 from tests.factories import AdminFactory, ClinicianFactory
+from tests.modelops_rows import judged, version_row
 from webapp.modelops.models import (
     Dataset,
     EvaluationSet,
-    ModelEvaluation,
     ModelEvent,
     ModelStatus,
-    ModelVersion,
     RunStatus,
 )
 from webapp.modelops.services.common import ModelOpsError, NotAllowed, PromotionRefused
@@ -24,16 +23,6 @@ from webapp.records import ImmutableRecord
 pytestmark = pytest.mark.django_db
 
 
-def _version(name: str) -> ModelVersion:
-    return ModelVersion.objects.create(
-        name=name,
-        architecture="basic_cnn",
-        bundle_key=f"models/{name}/x.zip",
-        sha256="0" * 64,
-        manifest={"class_names": ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]},
-    )
-
-
 @pytest.fixture
 def evaluation_set():
     dataset = Dataset.objects.create(name="d", location_kind="folder", location="/data")
@@ -46,26 +35,9 @@ def evaluation_set():
     )
 
 
-def _judged(version, evaluation_set, balanced, melanoma, seen=0):
-    ModelEvaluation.objects.create(
-        model_version=version,
-        evaluation_set=evaluation_set,
-        metrics={
-            "n": 100,
-            "accuracy": 0.8,
-            "balanced_accuracy": balanced,
-            "melanoma": {"sensitivity": melanoma, "specificity": 0.9},
-            "per_class": {},
-            "confusion_matrix": [[0] * 7 for _ in range(7)],
-        },
-        seen_in_training=seen,
-    )
-    return version
-
-
 @pytest.fixture
 def active(evaluation_set):
-    version = _judged(_version("old"), evaluation_set, balanced=0.70, melanoma=0.60)
+    version = judged(version_row("old"), evaluation_set, balanced=0.70, melanoma=0.60)
     model_version_activate(version=version, reason="first model")
     return version
 
@@ -74,7 +46,7 @@ def test_a_candidate_no_worse_than_the_margin_is_promoted_and_recorded(
     active, evaluation_set, settings
 ):
     settings.PROMOTION_MAX_DROP = 0.02
-    candidate = _judged(_version("new"), evaluation_set, balanced=0.69, melanoma=0.75)
+    candidate = judged(version_row("new"), evaluation_set, balanced=0.69, melanoma=0.75)
     admin = AdminFactory()
     event = model_version_promote(version=candidate, actor=admin)
     candidate.refresh_from_db()
@@ -102,7 +74,7 @@ def test_a_candidate_no_worse_than_the_margin_is_promoted_and_recorded(
 def test_a_worse_candidate_is_refused_unless_a_reason_is_written(
     active, evaluation_set, balanced, melanoma, named
 ):
-    candidate = _judged(_version("worse"), evaluation_set, balanced=balanced, melanoma=melanoma)
+    candidate = judged(version_row("worse"), evaluation_set, balanced=balanced, melanoma=melanoma)
     admin = AdminFactory()
     with pytest.raises(PromotionRefused, match=named) as refused:
         model_version_promote(version=candidate, actor=admin)
@@ -119,7 +91,7 @@ def test_a_worse_candidate_is_refused_unless_a_reason_is_written(
 
 
 def test_a_candidate_without_numbers_on_the_evaluation_set_is_refused(active, evaluation_set):
-    candidate = _version("unjudged")
+    candidate = version_row("unjudged")
     with pytest.raises(
         PromotionRefused, match="has not been evaluated on evaluation set eeeeeeeeeeee"
     ):
@@ -127,13 +99,13 @@ def test_a_candidate_without_numbers_on_the_evaluation_set_is_refused(active, ev
 
 
 def test_the_first_model_needs_no_comparison(evaluation_set):
-    candidate = _judged(_version("first"), evaluation_set, balanced=0.3, melanoma=0.1)
+    candidate = judged(version_row("first"), evaluation_set, balanced=0.3, melanoma=0.1)
     event = model_version_promote(version=candidate, actor=AdminFactory())
     assert event.previous is None and event.gate["passed"] is True
 
 
 def test_rollback_returns_to_the_model_before_and_says_who_and_why(active, evaluation_set):
-    candidate = _judged(_version("new"), evaluation_set, balanced=0.72, melanoma=0.61)
+    candidate = judged(version_row("new"), evaluation_set, balanced=0.72, melanoma=0.61)
     admin = AdminFactory()
     model_version_promote(version=candidate, actor=admin)
     with pytest.raises(ModelOpsError, match="Say why"):
@@ -151,7 +123,7 @@ def test_rollback_returns_to_the_model_before_and_says_who_and_why(active, evalu
 
 
 def test_only_admins_promote_roll_back_or_train(active, evaluation_set):
-    candidate = _judged(_version("new"), evaluation_set, balanced=0.9, melanoma=0.9)
+    candidate = judged(version_row("new"), evaluation_set, balanced=0.9, melanoma=0.9)
     clinician = ClinicianFactory()
     with pytest.raises(NotAllowed):
         model_version_promote(version=candidate, actor=clinician)

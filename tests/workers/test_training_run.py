@@ -2,6 +2,7 @@
 candidate judged and registered; bad data, cancellation and a demoted admin end it with a reason."""
 
 import csv
+import hashlib
 import json
 import shutil
 import uuid
@@ -87,6 +88,59 @@ def test_run_freezes_data_trains_judges_and_registers_a_candidate(
     assert set(candidate_eval.artefacts.values()) <= keys
     log = s3_client.get_object(Bucket=settings.S3_BUCKET, Key=run.artefacts["log"])["Body"].read()
     assert b"full epoch 2" in log
+
+
+def test_a_run_is_judged_on_photos_from_other_sources_too_and_never_trains_on_them(
+    admin,
+    registered_dataset,
+    active_tiny_model,
+    training_dataset_dir,
+    tmp_path,
+    s3_client,
+    settings,
+):
+    from tests.ml.synthetic import write_tiny_dataset
+    from webapp.modelops.services.external_sets import external_set_register
+
+    elsewhere = write_tiny_dataset(tmp_path / "elsewhere", per_class=3, seed=23, layout="snapshot")
+    # One of the training dataset's own images turns up among the photos from elsewhere too.
+    shared = next(training_dataset_dir.rglob("*.jpg"))
+    shutil.copy(shared, elsewhere / "images" / "shared.jpg")
+    with open(elsewhere / "labels.csv", "a", newline="") as handle:
+        csv.writer(handle).writerow(["images/shared.jpg", "nv", "elsewhere-shared"])
+    external = external_set_register(name="clinic-b", folder=elsewhere)
+
+    run = _run(admin, registered_dataset)
+    assert training.train_run(run_id=run.pk) == training.SUCCEEDED
+    run.refresh_from_db()
+    held_out = EvaluationSet.objects.get(kind="held_out")
+    frozen = json.loads(
+        s3_client.get_object(Bucket=settings.S3_BUCKET, Key=run.snapshot.key)["Body"].read()
+    )
+    shared_hash = hashlib.sha256(shared.read_bytes()).hexdigest()
+    in_held_out = shared_hash in {
+        i["sha256"]
+        for i in json.loads(
+            s3_client.get_object(Bucket=settings.S3_BUCKET, Key=held_out.key)["Body"].read()
+        )["items"]
+    }
+    assert shared_hash not in {i["sha256"] for i in frozen["items"]}
+    assert run.snapshot.image_count + held_out.image_count == 84 - (0 if in_held_out else 1)
+    assert frozen["external_sets_left_out"] == [external.sha256]
+
+    # The candidate and the active model both have numbers on both sets, the external set first.
+    version = ModelVersion.objects.get(training_run=run)
+    for judged in (version, active_tiny_model):
+        sets = {e.evaluation_set.kind: e for e in judged.evaluations.all()}
+        assert set(sets) == {"external", "held_out"}
+        assert sets["external"].metrics["n"] == 22
+    assert run.status_reason.index("photos from other sources") < run.status_reason.index(
+        "On the evaluation set"
+    )
+    # Training measured them too (the referral threshold is chosen on them when validation allows:
+    # tests/ml/test_referral.py), and recorded their numbers in the bundle.
+    assert any("22 external photos to measure on" in m for m in run.progress["messages"])
+    assert version.metrics["external"]["n"] == 22
 
 
 def test_two_runs_requested_together_are_two_runs_with_two_bundles(admin, registered_dataset):

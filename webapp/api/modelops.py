@@ -188,12 +188,30 @@ class ModelVersionDetailView(GenericAPIView):
         return Response(
             {
                 **_version_json(version),
-                "evaluation_set": cmp["evaluation_set"].sha256 if cmp["evaluation_set"] else None,
-                "candidate": cmp["candidate"]["summary"],
-                "active": cmp["active"]["summary"],
-                "per_class": [
-                    {"code": row["code"], "candidate": row["candidate"], "active": row["active"]}
-                    for row in cmp["per_class"]
+                "active_model": cmp["active"].name if cmp["active"] else None,
+                # Photos from other sources first, when registered; then the held-out split.
+                "evaluations": [
+                    {
+                        **_set_json(side["evaluation_set"]),
+                        "candidate": side["candidate"]["summary"],
+                        "active": side["active"]["summary"],
+                        "referral": side["referral"],
+                        "referral_tradeoff": (
+                            side["candidate"]["evaluation"].metrics.get("referral_tradeoff")
+                            if side["candidate"]["evaluation"]
+                            else None
+                        ),
+                        "subgroups_flagged": (side["subgroups"] or {}).get("flagged"),
+                        "per_class": [
+                            {
+                                "code": row["code"],
+                                "candidate": row["candidate"],
+                                "active": row["active"],
+                            }
+                            for row in side["per_class"]
+                        ],
+                    }
+                    for side in cmp["sets"]
                 ],
                 "gate": cmp["gate"],
             }
@@ -228,6 +246,27 @@ class ModelRollbackView(GenericAPIView):
             actor=request.user, reason=serializer.validated_data["reason"]
         )
         return Response(_event_json(event))
+
+
+def _set_json(evaluation_set) -> dict:
+    return {
+        "evaluation_set": evaluation_set.sha256,
+        "kind": evaluation_set.kind,
+        "name": evaluation_set.name or None,
+        "image_count": evaluation_set.image_count,
+    }
+
+
+def _external_json(external: dict | None) -> dict | None:
+    """The card's numbers on photos from other sources (None: no such set is registered)."""
+    if external is None:
+        return None
+    return {
+        **_set_json(external["evaluation_set"]),
+        "summary": external["summary"],
+        "referral": external.get("referral"),
+        "weak_classes": external.get("weak_classes", []),
+    }
 
 
 def _event_json(event) -> dict:
@@ -267,6 +306,7 @@ class ActiveModelView(GenericAPIView):
                 "dataset": card["dataset"],
                 "metrics_source": card["metrics_source"],
                 "evaluation_set": card["evaluation_set"].sha256 if card["evaluation_set"] else None,
+                "external": _external_json(card["external"]),
                 "seen_in_training": card["seen_in_training"],
                 "summary": card["summary"],
                 "per_class": card["per_class"],

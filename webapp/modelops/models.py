@@ -100,11 +100,36 @@ class Dataset(models.Model):
         return self.name
 
 
-class EvaluationSet(models.Model):
-    """The frozen split every candidate is judged on. Carved once, by lesion, from a dataset; every
-    training snapshot leaves its lesions and images out, so no training run ever sees it."""
+class EvaluationSetKind(models.TextChoices):
+    HELD_OUT = "held_out", "Held out from a training dataset"
+    EXTERNAL = "external", "Photos from other sources"
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="evaluation_sets")
+
+class EvaluationSet(models.Model):
+    """A frozen set of labelled photos every candidate is judged on, stored with its content hashes.
+
+    ``held_out``: carved once, by lesion, from a training dataset; every training snapshot leaves its
+    lesions and images out, so no training run ever sees it. ``external``: photos from other sources
+    (other clinics, cameras, framing), registered by an admin with their images copied into the
+    store; runs may choose thresholds on them but never train on them. The gate checks both.
+    """
+
+    kind = models.CharField(
+        max_length=16, choices=EvaluationSetKind.choices, default=EvaluationSetKind.HELD_OUT
+    )
+    name = models.CharField(max_length=80, blank=True, help_text="how pages name an external set")
+    description = models.TextField(blank=True)
+    dataset = models.ForeignKey(
+        Dataset,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="evaluation_sets",
+        help_text="the dataset a held-out set was carved from (none for an external set)",
+    )
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     sha256 = models.CharField(max_length=64, unique=True)
     key = models.CharField(max_length=255)
     image_count = models.PositiveIntegerField()
@@ -113,9 +138,29 @@ class EvaluationSet(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind="external", dataset__isnull=True, name__gt="")
+                | models.Q(kind="held_out", dataset__isnull=False),
+                name="evaluation_set_kind_matches_origin",
+            )
+        ]
 
     def __str__(self) -> str:
+        if self.is_external:
+            return f"photos from other sources {self.name} ({self.image_count} images)"
         return f"evaluation set {self.sha256[:12]} ({self.image_count} images of {self.dataset})"
+
+    @property
+    def is_external(self) -> bool:
+        return self.kind == EvaluationSetKind.EXTERNAL
+
+    @property
+    def title(self) -> str:
+        """How pages head this set's numbers."""
+        if self.is_external:
+            return f"Photos from other sources ({self.name})"
+        return "The held-out evaluation set"
 
 
 class DatasetSnapshot(models.Model):

@@ -9,9 +9,11 @@ from django.urls import reverse
 
 from ml.classes import CLASS_NAMES, CLASSES
 from ml.referral import ReferralRule, ReferralRuleError
+from webapp.modelops.charts import tradeoff_chart
 from webapp.modelops.models import (
     Dataset,
     EvaluationSet,
+    EvaluationSetKind,
     ModelEvaluation,
     ModelEvent,
     ModelImport,
@@ -56,8 +58,28 @@ def model_version_get(*, name: str) -> ModelVersion:
 
 
 def evaluation_set_current() -> EvaluationSet | None:
-    """The one frozen evaluation set: the first ever made (later runs are judged on it too)."""
-    return EvaluationSet.objects.order_by("created_at", "id").first()
+    """The held-out evaluation set: the first ever carved (later runs are judged on it too)."""
+    return (
+        EvaluationSet.objects.filter(kind=EvaluationSetKind.HELD_OUT)
+        .select_related("dataset")
+        .order_by("created_at", "id")
+        .first()
+    )
+
+
+def external_sets() -> QuerySet[EvaluationSet]:
+    return EvaluationSet.objects.filter(kind=EvaluationSetKind.EXTERNAL)
+
+
+def external_set_current() -> EvaluationSet | None:
+    """The photos from other sources models are judged on: the latest registered (a better set
+    replaces an older one; both models of a comparison are evaluated on the same one)."""
+    return external_sets().order_by("-created_at", "-id").first()
+
+
+def judging_sets() -> list[EvaluationSet]:
+    """Every set a model is judged on, photos from other sources first (they say more)."""
+    return [s for s in (external_set_current(), evaluation_set_current()) if s is not None]
 
 
 def evaluation_get(version: ModelVersion, evaluation_set: EvaluationSet | None):
@@ -86,69 +108,87 @@ def metric_summary(metrics: dict) -> dict:
 def promotion_gate(candidate: ModelVersion) -> dict:
     """What promoting ``candidate`` would change, and whether it may happen without a reason.
 
-    Refused (``passed`` false) when the candidate or the active model lacks an evaluation on the
-    frozen set, or when balanced accuracy or melanoma sensitivity falls by more than the margin.
+    Judged on every set in ``judging_sets``: the held-out split and, once registered, photos from
+    other sources. Refused (``passed`` false) when the candidate or the active model lacks an
+    evaluation on one of them, or when balanced accuracy or melanoma sensitivity falls by more
+    than the margin on either: a model may not buy its own split's numbers with other photos'.
     """
     evaluation_set = evaluation_set_current()
+    external_set = external_set_current()
     active = model_version_get_active()
-    margin = settings.PROMOTION_MAX_DROP
     gate: dict = {
         "evaluation_set": evaluation_set.sha256 if evaluation_set else None,
-        "margin": margin,
+        "external_set": external_set.sha256 if external_set else None,
+        "margin": settings.PROMOTION_MAX_DROP,
         "candidate": candidate.name,
         "active": active.name if active else None,
         "checks": [],
         "reasons": [],
         "warnings": [],
     }
-    reasons = gate["reasons"]
     if active is not None and active.pk == candidate.pk:
-        reasons.append(f"{candidate.name} is already the active model.")
-    mine = evaluation_get(candidate, evaluation_set)
+        gate["reasons"].append(f"{candidate.name} is already the active model.")
     if evaluation_set is None:
-        reasons.append("No evaluation set exists yet, so the candidate cannot be judged.")
-    elif mine is None:
-        reasons.append(
-            f"{candidate.name} has not been evaluated on evaluation set {evaluation_set.sha256[:12]}."
-        )
-    theirs = evaluation_get(active, evaluation_set) if active else None
-    if active is not None and evaluation_set is not None and theirs is None:
-        reasons.append(
-            f"The active model {active.name} has not been evaluated on evaluation set "
-            f"{evaluation_set.sha256[:12]}, so there is nothing to compare with."
-        )
-    if mine is not None and mine.seen_in_training:
+        gate["reasons"].append("No evaluation set exists yet, so the candidate cannot be judged.")
+    if external_set is None:
         gate["warnings"].append(
-            f"{candidate.name} saw {mine.seen_in_training} of the evaluation images in training: "
-            "its numbers are optimistic."
+            "No photos from other sources are registered: the candidate is judged on its own "
+            "dataset's split only, which flatters every model."
         )
-    if theirs is not None and theirs.seen_in_training:
-        gate["warnings"].append(
-            f"The active model saw {theirs.seen_in_training} of the evaluation images in training: "
-            "its numbers are optimistic."
-        )
-    if mine is not None and theirs is not None:
-        new, old = metric_summary(mine.metrics), metric_summary(theirs.metrics)
-        for key, label in GATED_METRICS:
-            drop = None if new[key] is None or old[key] is None else old[key] - new[key]
-            passed = drop is not None and drop <= margin
-            gate["checks"].append(
-                {
-                    "metric": key,
-                    "label": label,
-                    "candidate": new[key],
-                    "active": old[key],
-                    "drop": drop,
-                    "passed": passed,
-                }
-            )
-            if not passed:
-                reasons.append(
-                    f"{label} would fall from {_pct(old[key])} to {_pct(new[key])}, "
-                    f"more than the allowed {margin * 100:.1f} points."
-                )
-    gate["passed"] = not reasons
+    for judged_on in judging_sets():
+        _gate_on_set(gate, candidate, active, judged_on)
+    gate["passed"] = not gate["reasons"]
     return gate
+
+
+def _set_phrase(evaluation_set: EvaluationSet) -> str:
+    if evaluation_set.is_external:
+        return f"the photos from other sources {evaluation_set.name} ({evaluation_set.sha256[:12]})"
+    return f"evaluation set {evaluation_set.sha256[:12]}"
+
+
+def _gate_on_set(gate: dict, candidate, active, evaluation_set: EvaluationSet) -> None:
+    reasons, margin = gate["reasons"], gate["margin"]
+    where = _set_phrase(evaluation_set)
+    mine = evaluation_get(candidate, evaluation_set)
+    theirs = evaluation_get(active, evaluation_set) if active else None
+    if mine is None:
+        reasons.append(f"{candidate.name} has not been evaluated on {where}.")
+    if active is not None and theirs is None:
+        reasons.append(
+            f"The active model {active.name} has not been evaluated on {where}, so there is "
+            "nothing to compare with."
+        )
+    for who, evaluation in ((candidate.name, mine), ("The active model", theirs)):
+        if evaluation is not None and evaluation.seen_in_training:
+            gate["warnings"].append(
+                f"{who} saw {evaluation.seen_in_training} of the images of {where} in training: "
+                "its numbers there are optimistic."
+            )
+    if mine is None or theirs is None:
+        return
+    new, old = metric_summary(mine.metrics), metric_summary(theirs.metrics)
+    on = " on photos from other sources" if evaluation_set.is_external else ""
+    for key, label in GATED_METRICS:
+        drop = None if new[key] is None or old[key] is None else old[key] - new[key]
+        passed = drop is not None and drop <= margin
+        gate["checks"].append(
+            {
+                "set": evaluation_set.sha256,
+                "set_kind": evaluation_set.kind,
+                "metric": key,
+                "label": label,
+                "candidate": new[key],
+                "active": old[key],
+                "drop": drop,
+                "passed": passed,
+            }
+        )
+        if not passed:
+            reasons.append(
+                f"{label}{on} would fall from {_pct(old[key])} to {_pct(new[key])}, "
+                f"more than the allowed {margin * 100:.1f} points."
+            )
 
 
 def _pct(value) -> str:
@@ -156,13 +196,21 @@ def _pct(value) -> str:
 
 
 def comparison(candidate: ModelVersion) -> dict:
-    """The candidate beside the active model on the frozen evaluation set, class by class."""
-    evaluation_set = evaluation_set_current()
+    """The candidate beside the active model on every judging set, and the promotion gate."""
     active = model_version_get_active()
+    if active is not None and active.pk == candidate.pk:
+        active = None
+    return {
+        "active": active,
+        "sets": [_set_comparison(candidate, active, s) for s in judging_sets()],
+        "gate": promotion_gate(candidate),
+    }
+
+
+def _set_comparison(candidate: ModelVersion, active, evaluation_set: EvaluationSet) -> dict:
+    """Both models on one set: headline rows, class by class, confusion matrices, referral."""
     mine = evaluation_get(candidate, evaluation_set)
-    theirs = (
-        evaluation_get(active, evaluation_set) if active and active.pk != candidate.pk else None
-    )
+    theirs = evaluation_get(active, evaluation_set) if active else None
     per_class = []
     for code in CLASSES:
         row = {"code": code, "name": CLASS_NAMES[code]}
@@ -200,7 +248,9 @@ def comparison(candidate: ModelVersion) -> dict:
         "per_class": per_class,
         "matrices": matrices,
         "classes": CLASSES,
-        "gate": promotion_gate(candidate),
+        "referral": (mine.metrics.get("referral") if mine else None),
+        "tradeoff": tradeoff_chart(mine.metrics) if mine else None,
+        "subgroups": (mine.metrics.get("subgroups") if mine else None),
     }
 
 
@@ -333,6 +383,28 @@ def _referral_card(manifest: dict, metrics: dict | None) -> dict:
     }
 
 
+def _external_card(version: ModelVersion) -> dict | None:
+    """How the version did on photos from other sources: what a patient elsewhere can expect."""
+    external_set = external_set_current()
+    evaluation = evaluation_get(version, external_set)
+    if evaluation is None:
+        return {"evaluation_set": external_set, "summary": None} if external_set else None
+    metrics = evaluation.metrics
+    weak = [
+        {"code": code, "name": CLASS_NAMES.get(code, code), "recall": stats["recall"]}
+        for code, stats in (metrics.get("per_class") or {}).items()
+        if stats.get("support") and stats["recall"] < WEAK_RECALL
+    ]
+    return {
+        "evaluation_set": external_set,
+        "summary": metric_summary(metrics),
+        "referral": metrics.get("referral"),
+        "tradeoff": tradeoff_chart(metrics),
+        "weak_classes": weak,
+        "seen_in_training": evaluation.seen_in_training,
+    }
+
+
 def model_card(version: ModelVersion) -> dict:
     """The model's card in plain language, built from its bundle manifest and its evaluation."""
     manifest = version.manifest
@@ -355,6 +427,7 @@ def model_card(version: ModelVersion) -> dict:
             )
     snapshot = version.snapshot
     return {
+        "external": _external_card(version),
         "version": version,
         "architecture_label": ARCHITECTURE_LABELS.get(version.architecture, version.architecture),
         "input_size": manifest.get("input_size"),

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 
 from ml.classes import CLASSES
 from ml.datasets import (
+    ATTRIBUTE_COLUMNS,
     HAM_COLUMNS,
     HAM_METADATA,
     SNAPSHOT_LABELS,
@@ -44,7 +45,7 @@ from ml.preprocess import ImageDecodeError, decode_image
 from ml.splits import grouped_stratified_split
 from webapp.modelops.datasources import dataset_source
 from webapp.modelops.models import Dataset, DatasetSnapshot, EvaluationSet, TrainingRun
-from webapp.modelops.selectors import evaluation_set_current
+from webapp.modelops.selectors import evaluation_set_current, external_set_current, external_sets
 from webapp.storage import store
 
 Say = Callable[[str], None]
@@ -60,9 +61,13 @@ class FrozenData:
     evaluation_set: EvaluationSet
     train_dir: Path
     evaluation_dir: Path
+    # Photos from other sources, when an admin registered some: thresholds are chosen on them too.
+    external_set: EvaluationSet | None = None
+    external_dir: Path | None = None
 
 
-def _canonical_sha256(payload: dict) -> tuple[str, bytes]:
+def canonical_sha256(payload: dict) -> tuple[str, bytes]:
+    """The hash that names a frozen set, and the bytes stored under it."""
     data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest(), data
 
@@ -132,6 +137,8 @@ def _audit_dataset(dataset: Dataset, say: Say, check_stop: Callable[[], None]) -
             "dx": image.dx,
             "path": image.path,
             "sha256": image.sha256,
+            # Body site, age and sex: the evaluation report breaks results down by them.
+            "attributes": dict(image.attributes),
         }
         for image in sorted(images, key=lambda i: i.image_id)
     ]
@@ -192,7 +199,7 @@ def _evaluation_set_ensure(dataset: Dataset, items: list[dict]) -> EvaluationSet
         "grouped_by": "lesion_id",
         "items": [item for item in items if item["image_id"] in chosen],
     }
-    digest, data = _canonical_sha256(payload)
+    digest, data = canonical_sha256(payload)
     key = store.evaluation_set_key(digest)
     if not store.exists(key, what="the evaluation set"):
         store.put_new(key, data, what="the evaluation set")
@@ -223,7 +230,11 @@ def _snapshot_create(
     run: TrainingRun, items: list[dict], evaluation_set: EvaluationSet
 ) -> DatasetSnapshot:
     held_out = evaluation_items(evaluation_set)
-    held_out_hashes = {item["sha256"] for item in held_out}
+    externals = list(external_sets())
+    # Photos from other sources are never trained on, wherever else they turn up.
+    held_out_hashes = {item["sha256"] for item in held_out} | {
+        item["sha256"] for external in externals for item in evaluation_items(external)
+    }
     # Lesion ids are only comparable within one dataset; images are compared by content everywhere.
     held_out_lesions = (
         {item["lesion_id"] for item in held_out}
@@ -248,7 +259,9 @@ def _snapshot_create(
         "evaluation_set": evaluation_set.sha256,
         "items": training,
     }
-    digest, data = _canonical_sha256(payload)
+    if externals:
+        payload["external_sets_left_out"] = sorted(external.sha256 for external in externals)
+    digest, data = canonical_sha256(payload)
     key = store.snapshot_key(digest)
     if not store.exists(key, what="the dataset snapshot"):
         store.put_new(key, data, what="the dataset snapshot")
@@ -267,24 +280,28 @@ def _snapshot_create(
     return snapshot
 
 
-def _fetch(dataset: Dataset, item: dict) -> Path:
-    """The local copy of one item's image, read again from its source when this disk lacks it."""
+def _fetch(dataset: Dataset | None, item: dict) -> Path:
+    """The local copy of one item's image, read again from its source when this disk lacks it.
+
+    Photos of cases and of external sets live in the store; dataset images in their dataset."""
     target = _object_path(item["sha256"], item["path"])
     if target.exists():
         return target
-    if item["source"] == "case":
+    if item["source"] in ("case", "external"):
         data = store.read(item["path"], what=f"the photo {item['image_id']}")
+        origin = "the object store"
     else:
         data = dataset_source(dataset).read(item["path"])
+        origin = f"dataset {dataset.name}"
     if hashlib.sha256(data).hexdigest() != item["sha256"]:
         raise SnapshotChanged(
-            f"{item['path']} of dataset {dataset.name} changed since the data was frozen "
+            f"{item['path']} of {origin} changed since the data was frozen "
             f"(sha256 {item['sha256'][:12]}…); repeat the run on a new snapshot instead"
         )
     return _keep(item["sha256"], item["path"], data)
 
 
-def _materialise(kind: str, digest: str, dataset: Dataset, items: list[dict]) -> Path:
+def _materialise(kind: str, digest: str, dataset: Dataset | None, items: list[dict]) -> Path:
     """A folder in the web-app snapshot layout (labels.csv + images/), complete or absent."""
     target = _work_dir(kind, digest)
     if (target / SNAPSHOT_LABELS).is_file():
@@ -297,10 +314,18 @@ def _materialise(kind: str, digest: str, dataset: Dataset, items: list[dict]) ->
             source_file = _fetch(dataset, item)
             name = f"images/{item['image_id']}{source_file.suffix}"
             os.link(source_file, staging / name)
-            rows.append((name, item["dx"], item["lesion_id"]))
+            attributes = item.get("attributes") or {}
+            rows.append(
+                (
+                    name,
+                    item["dx"],
+                    item["lesion_id"],
+                    *(attributes.get(column, "") for column in ATTRIBUTE_COLUMNS),
+                )
+            )
         with open(staging / SNAPSHOT_LABELS, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["image", "dx", "lesion_id"])
+            writer.writerow(["image", "dx", "lesion_id", *ATTRIBUTE_COLUMNS])
             writer.writerows(rows)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -311,6 +336,19 @@ def _materialise(kind: str, digest: str, dataset: Dataset, items: list[dict]) ->
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _refuse_external_photos(snapshot: DatasetSnapshot, items: list[dict]) -> None:
+    """A snapshot frozen before an external set was registered may hold some of its photos."""
+    hashes = {item["sha256"] for item in items}
+    for external in external_sets():
+        shared = hashes & {item["sha256"] for item in evaluation_items(external)}
+        if shared:
+            raise DatasetError(
+                f"snapshot {snapshot.sha256[:12]} holds {len(shared)} photo(s) of {external}, "
+                "registered since it was frozen; start a new run instead of repeating this one, "
+                "so they are left out"
+            )
 
 
 def data_freeze(
@@ -329,6 +367,7 @@ def data_freeze(
         evaluation_set = snapshot.evaluation_set
         say(f"repeating on snapshot {snapshot.sha256[:12]} ({snapshot.image_count} images)")
         items = store.read_json(snapshot.key, what=f"{snapshot}")["items"]
+        _refuse_external_photos(snapshot, items)
     else:
         items = _audit_dataset(run.dataset, say, check_stop)
         evaluation_set = _evaluation_set_ensure(run.dataset, items)
@@ -343,8 +382,14 @@ def data_freeze(
         )
     check_stop()
     train_dir = _materialise("snapshots", snapshot.sha256, run.dataset, items)
+    external_set = external_set_current()
     return FrozenData(
-        snapshot, evaluation_set, train_dir, evaluation_set_materialise(evaluation_set)
+        snapshot,
+        evaluation_set,
+        train_dir,
+        evaluation_set_materialise(evaluation_set),
+        external_set,
+        evaluation_set_materialise(external_set) if external_set else None,
     )
 
 

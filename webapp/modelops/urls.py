@@ -25,7 +25,7 @@ urlpatterns = [
     path("modelops/versions/<str:name>/promote/", views.version_promote, name="version-promote"),
     path("modelops/versions/<str:name>/evaluate/", views.version_evaluate, name="version-evaluate"),
     path(
-        "modelops/versions/<str:name>/files/<str:file>/",
+        "modelops/versions/<str:name>/evaluations/<str:evaluation_set>/files/<str:file>/",
         views.version_artefact,
         name="version-artefact",
     ),

@@ -13,6 +13,7 @@ from webapp.modelops.selectors import (
     comparison,
     datasets_list,
     evaluation_set_current,
+    external_set_current,
     model_card,
     model_events_list,
     model_import_get,
@@ -66,6 +67,7 @@ def dashboard(request):
             "imports": model_imports_list()[:10],
             "active": model_version_get_active(),
             "evaluation_set": evaluation_set_current(),
+            "external_set": external_set_current(),
             "rollback_form": ReasonForm(),
         },
     )
@@ -175,12 +177,12 @@ def version_page(request, name):
 
 @admin_required
 @require_GET
-def version_artefact(request, name, file):
+def version_artefact(request, name, evaluation_set, file):
     version = model_version_get(name=name)
-    for evaluation in version.evaluations.all():
-        if file in evaluation.artefacts:
-            return _stream(evaluation.artefacts[file], file)
-    raise Http404("No such file for this model.")
+    evaluation = version.evaluations.filter(evaluation_set__sha256=evaluation_set).first()
+    if evaluation is None or file not in evaluation.artefacts:
+        raise Http404("No such file for this model.")
+    return _stream(evaluation.artefacts[file], file)
 
 
 @admin_required

@@ -88,6 +88,11 @@ def evaluation_set_key(digest: str) -> str:
     return f"datasets/evaluation-sets/{digest}.json"
 
 
+def external_image_key(sha256: str, suffix: str) -> str:
+    """A photo of an external evaluation set, by content: registering it twice stores it once."""
+    return f"datasets/external/images/{sha256[:2]}/{sha256}{suffix}"
+
+
 def training_run_key(run_public_id, filename: str) -> str:
     return f"training/runs/{run_public_id}/{filename}"
 

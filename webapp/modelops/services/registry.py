@@ -203,6 +203,11 @@ def model_version_rollback(*, actor: User, reason: str) -> ModelEvent:
 
 
 def model_version_request_evaluation(*, version: ModelVersion, requested_by: User) -> None:
-    """Have the training worker evaluate ``version`` on the frozen set (an imported model, say)."""
+    """Have the training worker evaluate ``version`` on the frozen sets (an imported model, say)."""
     require_admin(requested_by)
+    model_version_queue_evaluation(version=version)
+
+
+def model_version_queue_evaluation(*, version: ModelVersion) -> None:
+    """Queue ``version``'s evaluation on every set it lacks numbers on, once the caller commits."""
     transaction.on_commit(lambda: send_or_refuse(EVALUATE_TASK, version.pk, queue="training"))
