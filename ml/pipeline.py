@@ -20,11 +20,14 @@ def make_dataset(
     training: bool,
     cache: bool | str = True,
     seed: int = 0,
+    class_draws: np.ndarray | None = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of (float32 0..255 images, int class labels) batches.
 
     Images go through ``preprocessing.from_file``, the serving preprocessing; the result is cached
     (``True``: memory, a string: that file prefix), so after the first epoch a batch costs a copy.
+    With ``class_draws`` (per-class shares, ``ml.class_weights.sampling_distribution``), a training
+    epoch draws the classes in those shares instead of the data's.
     Augmentation is not done here but in the training step (``ml.train.augmented``): on a 2-core
     machine every CPU cycle the pipeline spends is taken from the model, and inside the step it
     runs fused with the model.
@@ -46,7 +49,24 @@ def make_dataset(
         ds = ds.cache(cache if isinstance(cache, str) else "")
     if training:
         ds = ds.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
+        if class_draws is not None:
+            ds = _resampled(ds, labels, class_draws, seed)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _resampled(ds: Any, labels: np.ndarray, class_draws: np.ndarray, seed: int) -> Any:
+    """An epoch of as many photos as the data holds, drawn with each class's share ``class_draws``
+    (rare classes repeated, common ones skipped). Reads come from the cache, so a skipped photo
+    costs a copy, not a decode."""
+    initial = np.bincount(labels, minlength=len(class_draws)).astype(np.float64)
+    initial /= max(initial.sum(), 1.0)
+    resampled = ds.repeat().rejection_resample(
+        lambda _image, label: label,
+        target_dist=np.asarray(class_draws, dtype=np.float64),
+        initial_dist=initial,
+        seed=seed,
+    )
+    return resampled.map(lambda _class, pair: pair).take(len(labels))
 
 
 def score_dataset(model: Any, recipe: ServingRecipe, dataset: Any) -> np.ndarray:

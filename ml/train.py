@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ml.calibration import calibrate
-from ml.class_weights import class_weights
+from ml.class_weights import class_weights, sampling_distribution
 from ml.classes import CLASSES, NUM_CLASSES
 from ml.datasets import (
     DatasetError,
@@ -396,7 +396,13 @@ def train(
         model = spec.build(NUM_CLASSES, image_size, weights=weights_path)
         cache = config.cache
         train_ds = make_dataset(
-            split.train, preprocessing, batch_size, training=True, cache=cache, seed=config.seed
+            split.train,
+            preprocessing,
+            batch_size,
+            training=True,
+            cache=cache,
+            seed=config.seed,
+            class_draws=sampling_distribution(split.train, config.sampling),
         )
         val_ds = make_dataset(split.val, preprocessing, batch_size, training=False, cache=cache)
         weights = class_weights(split.train, mode=config.class_weighting)

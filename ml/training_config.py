@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.augment import check_colour_jitter
-from ml.class_weights import CLASS_WEIGHTINGS
+from ml.class_weights import CLASS_WEIGHTINGS, SAMPLINGS
 from ml.preprocess import FITS, SHADES_OF_GRAY
 from ml.schedules import SCHEDULES, check_schedule
 from ml.tta import VIEW_SETS
@@ -85,6 +85,9 @@ class TrainConfig:
     # "crossentropy", "focal" (gamma 2) or "logit_adjusted" (the training class frequencies added to
     # the logits in the loss only, Menon et al. 2021, so the model itself does not learn the imbalance).
     loss: str = "crossentropy"
+    # How training draws photos: "shuffle" (as the data holds them), or class-resampled "sqrt" or
+    # "balanced" (ml.class_weights.SAMPLINGS); a resampled run weighs its loss evenly.
+    sampling: str = "shuffle"
     # Labelled photos from other sources (labels.csv layout): never trained on; measured beside the
     # held-out split, and the referral threshold must hold its melanoma sensitivity there too.
     external_dir: str | Path | None = None
@@ -135,6 +138,7 @@ class TrainConfig:
             ("tta", tuple(VIEW_SETS)),
             ("top_class", TOP_CLASS_RULES),
             ("loss", LOSSES),
+            ("sampling", SAMPLINGS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -144,6 +148,13 @@ class TrainConfig:
             raise ValueError(
                 "the logit-adjusted loss corrects for class frequencies itself: "
                 "use it with class weighting none"
+            )
+        if self.sampling != "shuffle" and (
+            self.class_weighting != "none" or self.loss == "logit_adjusted"
+        ):
+            raise ValueError(
+                f"{self.sampling} sampling corrects for class frequencies itself: use it with "
+                "class weighting none and without the logit-adjusted loss"
             )
         check_label_smoothing(self.label_smoothing)
         check_weight_decay(self.weight_decay)
@@ -476,6 +487,14 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         default=unset,
         help="crossentropy, focal (gamma 2) or logit_adjusted (with --class-weighting none) "
         "(default: crossentropy)",
+    )
+    parser.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        default=unset,
+        help="how training draws photos: shuffle (as the data holds them), sqrt or balanced "
+        "(each class drawn in proportion to the square root of its count, or equally; with "
+        "--class-weighting none) (default: shuffle)",
     )
     parser.add_argument(
         "--external",

@@ -7,13 +7,20 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import chromium
 from tests.factories import PASSWORD
+from tests.ml.synthetic import write_tiny_dataset
 from tests.processes import start_training_worker, start_web, stop
+from webapp.modelops.services.external_sets import external_set_register
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture
 def stack(tmp_path, admin, registered_dataset):
+    # Photos from other sources registered first, as `manage.py register_external_set` does.
+    external_set_register(
+        name="elsewhere",
+        folder=write_tiny_dataset(tmp_path / "elsewhere", per_class=2, seed=5, layout="snapshot"),
+    )
     web, url = start_web(tmp_path / "web.log")
     try:
         yield {"url": url, "admin": admin.username, "dataset": registered_dataset.name}
@@ -71,6 +78,15 @@ def test_admin_starts_a_run_and_watches_it_train(stack, browser, tmp_path):
     page.locator("#candidate-link").click()
     page.wait_for_selector("#judged-held_out .comparison")
     assert page.locator("#judged-held_out .per-class tbody tr").count() == 7
+    # Judged on the photos from other sources as well, and those come first.
+    assert (
+        page.locator("#judged-external h2").inner_text() == "Photos from other sources (elsewhere)"
+    )
+    assert page.locator("#judged-external .comparison tbody tr").count() == 7
+    assert page.locator(".judged").first.get_attribute("id") == "judged-external"
     page.get_by_role("button", name="Promote").click()
     page.wait_for_url("**/modelops/")
     assert page.locator("#active-model").inner_text().startswith("basic_cnn-run")
+    # Everyone's model page leads with how it did on photos from elsewhere.
+    page.goto(stack["url"] + "/models/")
+    expect(page.locator("#external")).to_have_text("On photos from other clinics and cameras")

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.class_weights import class_weights
+from ml.class_weights import SAMPLINGS, class_weights, sampling_distribution
 from ml.classes import CLASSES
 from ml.datasets import (
     DatasetError,
@@ -19,6 +19,7 @@ from ml.datasets import (
 from ml.pipeline import make_dataset
 from ml.preprocess import Preprocessing
 from ml.splits import grouped_stratified_split
+from ml.training_config import ConfigError, TrainConfig
 from tests.ml.synthetic import write_tiny_dataset
 
 from .conftest import SHARED
@@ -147,6 +148,47 @@ def test_make_dataset_yields_resized_batches(tiny_dataset: Path) -> None:
     assert labels.dtype.name == "int32"
     plain = make_dataset(samples, Preprocessing(16), 4, training=False, cache=False)
     assert sum(int(b[0].shape[0]) for b in plain) == 10
+
+
+def test_balanced_sampling_draws_rare_classes_as_often_as_common_ones(tiny_dataset: Path) -> None:
+    samples = load_ham10000(tiny_dataset)
+    # Skewed like HAM10000: 6 nevi for every photo of each other class.
+    skewed = [s for s in samples if s.dx == "nv"] * 6 + [s for s in samples if s.dx != "nv"]
+    counts = np.bincount([s.label_index for s in skewed], minlength=7)
+    draws = {mode: sampling_distribution(skewed, mode) for mode in SAMPLINGS}
+    assert draws["shuffle"] is None
+    np.testing.assert_allclose(draws["balanced"], 1 / 7)
+    np.testing.assert_allclose(draws["sqrt"], np.sqrt(counts) / np.sqrt(counts).sum())
+
+    drawn = Counter()
+    epochs = 20
+    dataset = make_dataset(
+        skewed, Preprocessing(8), 12, training=True, seed=3, class_draws=draws["balanced"]
+    )
+    for _ in range(epochs):
+        seen = 0
+        for _images, labels in dataset:
+            drawn.update(labels.numpy().tolist())
+            seen += len(labels)
+        assert seen == len(skewed)  # an epoch keeps its length
+    shares = np.array([drawn[c] for c in range(7)]) / (epochs * len(skewed))
+    assert counts[CLASSES.index("nv")] / counts.sum() == pytest.approx(0.5)
+    # 50% of the photos are nevi, yet each class is drawn about a seventh of the time.
+    np.testing.assert_allclose(shares, 1 / 7, atol=0.04)
+
+
+def test_resampled_training_refuses_a_second_correction() -> None:
+    with pytest.raises(ConfigError, match="balanced sampling corrects for class frequencies"):
+        TrainConfig(data_dir="d", out_dir="o", sampling="balanced").validate()
+    with pytest.raises(ConfigError, match="sqrt sampling"):
+        TrainConfig(
+            data_dir="d",
+            out_dir="o",
+            sampling="sqrt",
+            class_weighting="none",
+            loss="logit_adjusted",
+        ).validate()
+    TrainConfig(data_dir="d", out_dir="o", sampling="sqrt", class_weighting="none").validate()
 
 
 def test_real_ham10000_layout_loads_and_splits() -> None:

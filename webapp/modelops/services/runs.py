@@ -63,6 +63,7 @@ REQUESTABLE_OPTIONS = frozenset(
         "tta",
         "top_class",
         "loss",
+        "sampling",
     }
 )
 
