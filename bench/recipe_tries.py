@@ -124,12 +124,14 @@ def tries(
                 rows.append(
                     {
                         "views": name,
-                        "top_class": top_name if top is None else f"balanced (tau {top.tau:g})",
+                        "top_class": top_name
+                        if top is None
+                        else f"balanced (tau {top.tau:g}, floor {top.min_probability:.0%})",
                         "referral_chosen_on": chosen_on,
                         "temperature": round(temperature, 3),
                         "serving_ms_per_photo": cost,
-                        "internal": _numbers(test),
-                        "external": _numbers(ext),
+                        "internal": headline_numbers(test),
+                        "external": headline_numbers(ext),
                         "threshold": referral.malignant_threshold,
                         "subgroups_flagged": test.get("subgroups", {}).get("flagged", []),
                     }
@@ -138,7 +140,8 @@ def tries(
     return manifest, rows
 
 
-def _numbers(metrics: dict) -> dict:
+def headline_numbers(metrics: dict) -> dict:
+    """The numbers a tries table shows for one set, from ``ml.judge.judge``."""
     referral = metrics.get("referral") or {}
     return {
         "n": metrics["n"],

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ml.manifest import SPLIT_FILE, read_manifest
 from webapp.modelops.bundles import bundle_fetch_verified
+from webapp.modelops.judging import evaluation_get, judging_sets
 from webapp.modelops.models import EvaluationSet, ModelVersion
-from webapp.modelops.selectors import evaluation_get, judging_sets
 from webapp.modelops.services.registry import model_evaluation_record
 from webapp.modelops.snapshots import evaluation_items, evaluation_set_materialise
 from webapp.storage import store

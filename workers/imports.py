@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from ml.manifest import BundleError, unpack_bundle
 from ml.onnx_export import CHECK_IMAGES
+from webapp.modelops.judging import evaluation_set_current
 from webapp.modelops.models import ImportKind, ImportStatus, ModelImport
-from webapp.modelops.selectors import evaluation_set_current
 from webapp.modelops.services.common import NotAllowed, require_admin
 from webapp.modelops.services.imports import model_import_claim, model_import_finish
 from webapp.modelops.services.registry import model_version_register

@@ -29,8 +29,9 @@ from ml.train import train
 from ml.training_config import ConfigError, TrainConfig
 from webapp.cases.selectors import confirmed_case_items
 from webapp.modelops.bundles import ModelUnavailable
+from webapp.modelops.judging import metric_summary
 from webapp.modelops.models import RUN_IN_PROGRESS, RunStatus, TrainingRun
-from webapp.modelops.selectors import metric_summary, model_version_get_active
+from webapp.modelops.selectors import model_version_get_active
 from webapp.modelops.services.common import NotAllowed, require_admin
 from webapp.modelops.services.registry import model_version_register
 from webapp.modelops.services.runs import (

@@ -12,17 +12,17 @@ from django.urls import reverse
 from tests.factories import AdminFactory, UserFactory
 from tests.ml.synthetic import write_tiny_dataset
 from tests.modelops_rows import judged, version_row
-from webapp.modelops.models import (
-    Dataset,
-    EvaluationSet,
-    EvaluationSetKind,
-)
-from webapp.modelops.selectors import (
+from webapp.modelops.judging import (
     comparison,
     evaluation_set_current,
     external_set_current,
     judging_sets,
     promotion_gate,
+)
+from webapp.modelops.models import (
+    Dataset,
+    EvaluationSet,
+    EvaluationSetKind,
 )
 from webapp.modelops.services.common import ModelOpsError, PromotionRefused
 from webapp.modelops.services.external_sets import external_set_register

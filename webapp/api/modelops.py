@@ -14,11 +14,11 @@ from webapp.api.permissions import IsAdminRole
 from webapp.api.schema import ErrorSerializer
 from webapp.cases.selectors import rerun_get, rerun_report
 from webapp.cases.services import rerun_create
+from webapp.modelops.cards import model_card
+from webapp.modelops.judging import comparison
 from webapp.modelops.models import Dataset, DatasetLocation, ImportKind
 from webapp.modelops.selectors import (
-    comparison,
     datasets_list,
-    model_card,
     model_import_get,
     model_import_state,
     model_version_get,

@@ -44,8 +44,8 @@ from ml.datasets import (
 from ml.preprocess import ImageDecodeError, decode_image
 from ml.splits import grouped_stratified_split
 from webapp.modelops.datasources import dataset_source
+from webapp.modelops.judging import evaluation_set_current, external_set_current, external_sets
 from webapp.modelops.models import Dataset, DatasetSnapshot, EvaluationSet, TrainingRun
-from webapp.modelops.selectors import evaluation_set_current, external_set_current, external_sets
 from webapp.storage import store
 
 Say = Callable[[str], None]

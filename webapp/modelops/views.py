@@ -8,13 +8,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from webapp.accounts.decorators import admin_required
 from webapp.errors import ApplicationError
+from webapp.modelops.cards import model_card
 from webapp.modelops.forms import DatasetForm, ModelImportForm, ReasonForm, TrainingRunForm
+from webapp.modelops.judging import comparison, evaluation_set_current, external_set_current
 from webapp.modelops.selectors import (
-    comparison,
     datasets_list,
-    evaluation_set_current,
-    external_set_current,
-    model_card,
     model_events_list,
     model_import_get,
     model_imports_list,

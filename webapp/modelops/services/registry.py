@@ -13,6 +13,7 @@ from ml.classes import CLASSES
 from ml.manifest import BundleError, pack_bundle, read_manifest
 from webapp.accounts.models import User
 from webapp.config.celery import EVALUATE_TASK, send_or_refuse
+from webapp.modelops.judging import promotion_gate
 from webapp.modelops.models import (
     ModelEvaluation,
     ModelEvent,
@@ -21,10 +22,7 @@ from webapp.modelops.models import (
     ModelVersion,
     TrainingRun,
 )
-from webapp.modelops.selectors import (
-    model_version_get_active,
-    promotion_gate,
-)
+from webapp.modelops.selectors import model_version_get_active
 from webapp.modelops.services.common import (
     NAME_PATTERN,
     ModelOpsError,
