@@ -44,6 +44,7 @@ def _external_card(version: ModelVersion) -> dict | None:
     if evaluation is None:
         return {"evaluation_set": external_set, "summary": None} if external_set else None
     metrics = evaluation.metrics
+    referral = metrics.get("referral")
     weak = [
         {"code": code, "name": CLASS_NAMES.get(code, code), "recall": stats["recall"]}
         for code, stats in (metrics.get("per_class") or {}).items()
@@ -52,7 +53,13 @@ def _external_card(version: ModelVersion) -> dict | None:
     return {
         "evaluation_set": external_set,
         "summary": metric_summary(metrics),
-        "referral": metrics.get("referral"),
+        "referral": referral,
+        # Counts, not only shares: "42 of 43" says more than a rounded "about 10 in 10".
+        "melanomas_referred": (
+            round(referral["melanoma_sensitivity"] * referral["melanomas"])
+            if referral and referral.get("melanoma_sensitivity") is not None
+            else None
+        ),
         "tradeoff": tradeoff_chart(metrics),
         "weak_classes": weak,
         "seen_in_training": evaluation.seen_in_training,
