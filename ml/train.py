@@ -308,8 +308,7 @@ def choose_decision_rules(
         say(
             f"top-class rule: prior shift tau {top.tau:g}, never naming a class below "
             f"{top.min_probability:.0%} (validation balanced accuracy "
-            f"{top.validation['balanced_accuracy']:.3f}; "
-            f"{top.validation['balanced_accuracy_without_floor']:.3f} without the floor)"
+            f"{top.validation['balanced_accuracy']:.3f})"
         )
     return DecisionRules(referral, top)
 

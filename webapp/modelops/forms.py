@@ -5,7 +5,10 @@ from ml.training_config import ARCHITECTURE_NAMES
 from webapp.modelops.models import Dataset, DatasetLocation, ImportKind
 
 PRESET_CHOICES = [
-    ("standard", "Standard: the recipe the model card measured (about an hour on 2 CPU cores)"),
+    (
+        "standard",
+        "Standard: the recipe the model card measured, on photos from other sources too (about an hour on 2 CPU cores)",
+    ),
     ("quick", "Quick: minutes, to check the data and set-up (not for patients)"),
     ("", "None: the architecture's paper settings, or the epochs and size below"),
 ]
