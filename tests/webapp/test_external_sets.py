@@ -120,7 +120,7 @@ def test_a_bad_folder_is_refused_naming_every_problem_and_nothing_is_stored(
 
 
 def test_a_folder_without_labels_or_with_an_unknown_class_is_refused(tmp_path, external_folder):
-    with pytest.raises(ModelOpsError, match="labels not found"):
+    with pytest.raises(ModelOpsError, match=r"labels\.csv not found: the folder needs labels\.csv"):
         external_set_register(name="empty", folder=tmp_path)
     rows = _rows(external_folder)
     rows[4]["dx"] = "freckle"

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 
 from ml.classes import CLASSES
 from ml.datasets import (
+    SNAPSHOT_LABELS,
     DatasetError,
     DatasetProblems,
     Problem,
@@ -40,6 +41,11 @@ Say = Callable[[str], None]
 
 def _audit(folder: Path) -> list[dict]:
     """Every photo of the folder as an item, or ``DatasetProblems`` naming each bad one."""
+    if not (folder / SNAPSHOT_LABELS).is_file():
+        raise DatasetError(
+            f"{folder / SNAPSHOT_LABELS} not found: the folder needs {SNAPSHOT_LABELS} (columns image "
+            "and dx; optionally lesion_id, image_id) and the photos it names"
+        )
     samples = load_confirmed_cases_snapshot(folder)
     problems: list[Problem] = []
     items: list[dict] = []
