@@ -17,14 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from bench.recipe_tries import DOCS, SHARED, headline_numbers, serving_ms
+from bench.recipe_tries import (
+    SHARED,
+    headline_numbers,
+    numbers_line,
+    pair,
+    serving_ms,
+    stamped,
+    write_results,
+)
 
 PREDICTIONS = Path("report") / "predictions.npz"
 
@@ -142,14 +147,7 @@ def tries(runs: list[Path], data: Path) -> list[dict]:
 
 
 def _line(row: dict) -> str:
-    i, e = row["internal"], row["external"]
-    return (
-        f"{' + '.join(row['members'])}: BMCA {i['balanced_accuracy']:.3f} / "
-        f"{e['balanced_accuracy']:.3f}, melanomas referred {i['melanoma_referred']:.3f} / "
-        f"{e['melanoma_referred']:.3f}, benign referred {i['benign_referred']:.3f} / "
-        f"{e['benign_referred']:.3f}, ECE {i['ece']:.3f} / {e['ece']:.3f}, "
-        f"{row['serving_ms_per_photo']} ms"
-    )
+    return f"{' + '.join(row['members'])}: " + numbers_line(row)
 
 
 def render_markdown(result: dict) -> str:
@@ -167,16 +165,16 @@ def render_markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
-        i, e = row["internal"], row["external"]
-
-        def pair(key, i=i, e=e) -> str:
-            return f"{i[key]:.3f} / {e[key]:.3f}"
-
+        keys = (
+            "balanced_accuracy",
+            "melanoma_recall",
+            "melanoma_referred",
+            "benign_referred",
+            "ece",
+        )
         lines.append(
             f"| {' + '.join(row['members'])} | {row['top_class']} | {row['threshold']:.3f} | "
-            f"{pair('balanced_accuracy')} | {pair('melanoma_recall')} | "
-            f"{pair('melanoma_referred')} | {pair('benign_referred')} | {pair('ece')} | "
-            f"{row['serving_ms_per_photo']} |"
+            f"{' | '.join(pair(row, key) for key in keys)} | {row['serving_ms_per_photo']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -186,16 +184,8 @@ def main(argv=None) -> int:
     if len(args.runs) < 2:
         raise SystemExit("error: an ensemble needs at least two runs")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    rows = tries(args.runs, args.data)
-    result = {
-        "command": "python -m bench.ensemble_tries " + " ".join(argv or sys.argv[1:]),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU",
-        "rows": rows,
-    }
-    DOCS.mkdir(parents=True, exist_ok=True)
-    (DOCS / f"ensemble-tries-{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (DOCS / f"ensemble-tries-{args.name}.md").write_text(render_markdown(result))
+    result = stamped("bench.ensemble_tries", argv, rows=tries(args.runs, args.data))
+    write_results(f"ensemble-tries-{args.name}", result, render_markdown(result))
     return 0
 
 

@@ -156,15 +156,44 @@ def headline_numbers(metrics: dict) -> dict:
     }
 
 
-def _line(row: dict) -> str:
+def numbers_line(row: dict) -> str:
+    """One row's headline numbers, internal / external, for the progress lines."""
     i, e = row["internal"], row["external"]
     return (
-        f"{row['views']}, {row['top_class']}, referral on {row['referral_chosen_on']}: "
         f"BMCA {i['balanced_accuracy']:.3f} / {e['balanced_accuracy']:.3f}, melanomas referred "
         f"{i['melanoma_referred']:.3f} / {e['melanoma_referred']:.3f}, benign referred "
         f"{i['benign_referred']:.3f} / {e['benign_referred']:.3f}, ECE {i['ece']:.3f} / "
         f"{e['ece']:.3f}, {row['serving_ms_per_photo']} ms"
     )
+
+
+def _line(row: dict) -> str:
+    return (
+        f"{row['views']}, {row['top_class']}, referral on {row['referral_chosen_on']}: "
+        + numbers_line(row)
+    )
+
+
+def pair(row: dict, key: str) -> str:
+    """A table cell: the internal and the external value of ``key``."""
+    return f"{row['internal'][key]:.3f} / {row['external'][key]:.3f}"
+
+
+def stamped(module: str, argv, **fields) -> dict:
+    """A results dict headed by the command that made it, the date and the machine."""
+    return {
+        "command": f"python -m {module} " + " ".join(argv or sys.argv[1:]),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU",
+        **fields,
+    }
+
+
+def write_results(stem: str, result: dict, markdown: str) -> None:
+    """``docs/benchmarks/STEM.json`` and ``STEM.md``."""
+    DOCS.mkdir(parents=True, exist_ok=True)
+    (DOCS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (DOCS / f"{stem}.md").write_text(markdown)
 
 
 def render_markdown(result: dict) -> str:
@@ -184,16 +213,13 @@ def render_markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
-        i, e = row["internal"], row["external"]
-
-        def pair(key, i=i, e=e) -> str:
-            return f"{i[key]:.3f} / {e[key]:.3f}"
-
+        cells = [pair(row, key) for key in ("balanced_accuracy", "melanoma_recall")] + [
+            pair(row, key)
+            for key in ("melanoma_referred", "benign_referred", "all_referred", "ece")
+        ]
         lines.append(
             f"| {row['views']} | {row['top_class']} | {row['referral_chosen_on']} | "
-            f"{row['threshold']:.3f} | {pair('balanced_accuracy')} | {pair('melanoma_recall')} | "
-            f"{pair('melanoma_referred')} | {pair('benign_referred')} | {pair('all_referred')} | "
-            f"{pair('ece')} | {row['serving_ms_per_photo']} |"
+            f"{row['threshold']:.3f} | {' | '.join(cells)} | {row['serving_ms_per_photo']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -204,19 +230,15 @@ def main(argv=None) -> int:
         if not folder.is_dir():
             raise SystemExit(f"error: folder not found: {folder}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    stamp = datetime.now(UTC)
     manifest, rows = tries(args.run, args.data, args.external, args.views)
-    result = {
-        "command": "python -m bench.recipe_tries " + " ".join(argv or sys.argv[1:]),
-        "date": stamp.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU",
-        "run": manifest.get("name"),
-        "external": str(args.external),
-        "rows": rows,
-    }
-    DOCS.mkdir(parents=True, exist_ok=True)
-    (DOCS / f"recipe-tries-{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (DOCS / f"recipe-tries-{args.name}.md").write_text(render_markdown(result))
+    result = stamped(
+        "bench.recipe_tries",
+        argv,
+        run=manifest.get("name"),
+        external=str(args.external),
+        rows=rows,
+    )
+    write_results(f"recipe-tries-{args.name}", result, render_markdown(result))
     return 0
 
 

@@ -37,6 +37,16 @@ def _referral_card(manifest: dict, metrics: dict | None) -> dict:
     }
 
 
+def _weak_classes(metrics: dict | None, codes) -> list[dict]:
+    """The classes the model finds less than WEAK_RECALL of, in ``codes`` order."""
+    per_class = (metrics or {}).get("per_class") or {}
+    return [
+        {"code": code, "name": CLASS_NAMES.get(code, code), "recall": stats["recall"]}
+        for code in codes
+        if (stats := per_class.get(code)) and stats.get("support") and stats["recall"] < WEAK_RECALL
+    ]
+
+
 def _external_card(version: ModelVersion) -> dict | None:
     """How the version did on photos from other sources: what a patient elsewhere can expect."""
     external_set = external_set_current()
@@ -45,11 +55,6 @@ def _external_card(version: ModelVersion) -> dict | None:
         return {"evaluation_set": external_set, "summary": None} if external_set else None
     metrics = evaluation.metrics
     referral = metrics.get("referral")
-    weak = [
-        {"code": code, "name": CLASS_NAMES.get(code, code), "recall": stats["recall"]}
-        for code, stats in (metrics.get("per_class") or {}).items()
-        if stats.get("support") and stats["recall"] < WEAK_RECALL
-    ]
     return {
         "evaluation_set": external_set,
         "summary": metric_summary(metrics),
@@ -61,7 +66,7 @@ def _external_card(version: ModelVersion) -> dict | None:
             else None
         ),
         "tradeoff": tradeoff_chart(metrics),
-        "weak_classes": weak,
+        "weak_classes": _weak_classes(metrics, version.class_names),
         "seen_in_training": evaluation.seen_in_training,
     }
 
@@ -77,15 +82,18 @@ def model_card(version: ModelVersion) -> dict:
         metrics = version.metrics
         source = f"its own held-out {version.metrics.get('evaluated_on', 'test')} split"
     summary = metric_summary(metrics) if metrics else None
-    per_class = []
-    weak = []
-    for code in version.class_names:
-        stats = (metrics or {}).get("per_class", {}).get(code)
-        per_class.append({"code": code, "name": CLASS_NAMES.get(code, code), "stats": stats})
-        if stats and stats.get("support") and stats["recall"] < WEAK_RECALL:
-            weak.append(
-                f"{CLASS_NAMES.get(code, code)} ({code}): it finds {stats['recall'] * 100:.0f}%"
-            )
+    per_class = [
+        {
+            "code": code,
+            "name": CLASS_NAMES.get(code, code),
+            "stats": (metrics or {}).get("per_class", {}).get(code),
+        }
+        for code in version.class_names
+    ]
+    weak = [
+        f"{w['name']} ({w['code']}): it finds {w['recall'] * 100:.0f}%"
+        for w in _weak_classes(metrics, version.class_names)
+    ]
     snapshot = version.snapshot
     return {
         "external": _external_card(version),

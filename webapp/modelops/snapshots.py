@@ -230,11 +230,9 @@ def _snapshot_create(
     run: TrainingRun, items: list[dict], evaluation_set: EvaluationSet
 ) -> DatasetSnapshot:
     held_out = evaluation_items(evaluation_set)
-    externals = list(external_sets())
+    externals = _external_photo_hashes()
     # Photos from other sources are never trained on, wherever else they turn up.
-    held_out_hashes = {item["sha256"] for item in held_out} | {
-        item["sha256"] for external in externals for item in evaluation_items(external)
-    }
+    held_out_hashes = {item["sha256"] for item in held_out}.union(*externals.values())
     # Lesion ids are only comparable within one dataset; images are compared by content everywhere.
     held_out_lesions = (
         {item["lesion_id"] for item in held_out}
@@ -338,11 +336,19 @@ def _materialise(kind: str, digest: str, dataset: Dataset | None, items: list[di
     return target
 
 
+def _external_photo_hashes() -> dict[EvaluationSet, set[str]]:
+    """The content hashes of every registered external set's photos, by set."""
+    return {
+        external: {item["sha256"] for item in evaluation_items(external)}
+        for external in external_sets()
+    }
+
+
 def _refuse_external_photos(snapshot: DatasetSnapshot, items: list[dict]) -> None:
     """A snapshot frozen before an external set was registered may hold some of its photos."""
     hashes = {item["sha256"] for item in items}
-    for external in external_sets():
-        shared = hashes & {item["sha256"] for item in evaluation_items(external)}
+    for external, photos in _external_photo_hashes().items():
+        shared = hashes & photos
         if shared:
             raise DatasetError(
                 f"snapshot {snapshot.sha256[:12]} holds {len(shared)} photo(s) of {external}, "

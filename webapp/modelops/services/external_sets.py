@@ -11,22 +11,22 @@ may choose thresholds on them, never train on them.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.db import IntegrityError, transaction
 
 from ml.classes import CLASSES
 from ml.datasets import (
     SNAPSHOT_LABELS,
+    AuditedImage,
     DatasetError,
     DatasetProblems,
     Problem,
+    audit_image_files,
     load_confirmed_cases_snapshot,
 )
-from ml.preprocess import ImageDecodeError, decode_image
 from webapp.accounts.models import User
 from webapp.errors import ApplicationError
 from webapp.modelops.models import EvaluationSet, EvaluationSetKind
@@ -47,34 +47,34 @@ def _audit(folder: Path) -> list[dict]:
             "and dx; optionally lesion_id, image_id) and the photos it names"
         )
     samples = load_confirmed_cases_snapshot(folder)
-    problems: list[Problem] = []
+    entries = [
+        AuditedImage(s.image_id, s.lesion_id, s.dx, s.path.relative_to(folder).as_posix())
+        for s in samples
+    ]
+    # The dataset audit's own checks: every photo read, decoded and hashed, the bad ones named.
+    good, problems = audit_image_files(entries, lambda path: (folder / path).read_bytes())
     items: list[dict] = []
     first_seen: dict[str, str] = {}
-    for sample in samples:
-        where = str(sample.path.relative_to(folder))
-        data = sample.path.read_bytes()
-        try:
-            decode_image(data)
-        except ImageDecodeError as exc:
-            problems.append(Problem("corrupt_image", where, str(exc)))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in first_seen:
+    for image in good:
+        if image.sha256 in first_seen:
             # The same photo twice would count twice in every number the gate compares.
             problems.append(
-                Problem("duplicate_image", where, f"the same photo as {first_seen[digest]}")
+                Problem(
+                    "duplicate_image", image.path, f"the same photo as {first_seen[image.sha256]}"
+                )
             )
             continue
-        first_seen[digest] = where
+        first_seen[image.sha256] = image.path
+        suffix = PurePosixPath(image.path).suffix.lower() or ".jpg"
         items.append(
             {
                 "source": "external",
-                "image_id": sample.image_id,
-                "lesion_id": sample.lesion_id,
-                "dx": CLASSES[sample.label_index],
-                "path": store.external_image_key(digest, sample.path.suffix.lower() or ".jpg"),
-                "sha256": digest,
-                "local": sample.path,
+                "image_id": image.image_id,
+                "lesion_id": image.lesion_id,
+                "dx": image.dx,
+                "path": store.external_image_key(image.sha256, suffix),
+                "sha256": image.sha256,
+                "local": folder / image.path,
             }
         )
     # Balanced accuracy averages the seven classes: a set without one of them cannot give it.
