@@ -19,7 +19,7 @@ def mobilenet_bundle() -> Path:
     if (MOBILENET / "manifest.json").is_file():
         return MOBILENET
     from ml.architectures import build_mobilenet_v2, get_architecture
-    from ml.bundle import save_bundle
+    from ml.bundle.keras_io import save_bundle
     from ml.preprocess import Preprocessing
 
     print("making the benchmark bundle (MobileNetV2, ImageNet backbone)…", flush=True)

@@ -92,9 +92,9 @@ def _judged(raw: dict[str, np.ndarray], labels: dict, train_labels: np.ndarray) 
 
 
 def tries(runs: list[Path], data: Path) -> list[dict]:
+    from ml.bundle import SPLIT_FILE, open_bundle
     from ml.datasets import detect_and_load
     from ml.engines import open_engine
-    from ml.manifest import SPLIT_FILE, open_bundle
     from ml.recipe import ServingRecipe
     from ml.splits import split_from_json
 

@@ -68,13 +68,13 @@ def serving_ms(engine, recipe, samples, count: int = 30) -> float:
 def tries(
     run: Path, data: Path, external_dir: Path, view_sets: list[str]
 ) -> tuple[dict, list[dict]]:
+    from ml.bundle import SPLIT_FILE, open_bundle
     from ml.calibration import calibrate, fit_temperature, log_probabilities
     from ml.classes import CLASSES
     from ml.datasets import detect_and_load
     from ml.decisions import DecisionRules
     from ml.engines import open_engine
     from ml.judge import judge
-    from ml.manifest import SPLIT_FILE, open_bundle
     from ml.operating_points import choose_top_class_rule
     from ml.recipe import ServingRecipe
     from ml.referral import choose_referral_rule

@@ -85,27 +85,29 @@ def measure_pipeline(config, samples_train, steps: int) -> dict:
     import numpy as np
 
     from ml.architectures import freeze_backbone, get_architecture
+    from ml.fitting import augmented
+    from ml.losses import class_priors, training_loss
     from ml.pipeline import make_dataset
     from ml.pretrained import resolve_weights
-    from ml.train import augmented, class_priors, serving_recipe, training_loss
+    from ml.train import serving_recipe
 
-    spec = get_architecture(config.architecture)
-    image_size = config.image_size or spec.default_input_size
-    batch_size = config.batch_size or spec.batch_size
-    weights = resolve_weights(spec.name, config.weights_dir) if spec.transfer else None
-    model = spec.build(7, image_size, weights=weights)
-    if spec.transfer:
+    run = config.resolve()
+    spec = get_architecture(run.architecture)
+    weights = resolve_weights(run.architecture, run.weights_dir) if run.pretrained else None
+    model = spec.build(7, run.image_size, weights=weights)
+    if run.transfer:
         freeze_backbone(model)
     # The same training step as ml.train: augmentation runs inside it, with the run's loss and
     # optimizer.
-    model = augmented(model, config.seed, config.colour_jitter, config.random_crops)
+    model = augmented(model, run.seed, run.colour_jitter, run.random_crops)
     model.compile(
-        optimizer=spec.make_optimizer(1e-4, config.weight_decay),
-        loss=training_loss(config.label_smoothing, config.loss, class_priors(samples_train)),
+        optimizer=spec.make_optimizer(1e-4, run.weight_decay),
+        loss=training_loss(run.label_smoothing, run.loss, class_priors(samples_train)),
     )
+    batch_size = run.batch_size
     subset = samples_train[: batch_size * (steps + 2)]
-    preprocessing = serving_recipe(config, image_size, spec.normalisation).preprocessing
-    ds = make_dataset(subset, preprocessing, batch_size, training=True, seed=config.seed)
+    preprocessing = serving_recipe(run).preprocessing
+    ds = make_dataset(subset, preprocessing, batch_size, training=True, seed=run.seed)
     started = time.perf_counter()
     for _ in ds:  # fills the cache: decode + resize of every image once
         pass
@@ -122,7 +124,7 @@ def measure_pipeline(config, samples_train, steps: int) -> dict:
         return count / (time.perf_counter() - started)
 
     pipeline = timed(ds.take(steps + 1))
-    x = np.random.default_rng(0).uniform(0, 255, (batch_size, image_size, image_size, 3))
+    x = np.random.default_rng(0).uniform(0, 255, (batch_size, run.image_size, run.image_size, 3))
     x = x.astype("float32")
     y = np.array([s.label_index for s in subset[:batch_size]], dtype="int32")
     in_memory = timed([(x, y)] * (steps + 1))

@@ -3,7 +3,8 @@
 Every builder returns an *uncompiled* ``keras.Model`` whose input is float32 RGB in 0..255 of
 shape (input_size, input_size, 3): the architecture's normalisation is its first layer, built
 only from core Keras layers, so ``keras.saving.load_model(path, safe_mode=True)`` needs no
-custom objects. ``ml.train`` compiles with the optimizer from ``ARCHITECTURES``.
+custom objects. ``ml.train`` compiles with the optimizer from ``ARCHITECTURES``, whose names and
+defaults come from ``ml.architecture_defaults``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from typing import Any
 import keras
 from keras import layers
 
+from ml.architecture_defaults import (
+    ARCHITECTURE_DEFAULTS,
+    ARCHITECTURE_NAMES,
+    ArchitectureDefaults,
+    architecture_defaults,
+)
 from ml.classes import NUM_CLASSES
 from ml.pretrained import check_input_size, resolve_weights
 from ml.training_config import check_weight_decay
@@ -150,27 +157,17 @@ def unfreeze_top_layers(model: keras.Model, num_layers: int) -> None:
 
 @dataclass(frozen=True)
 class ArchitectureSpec:
-    """How to build one architecture and the training defaults the paper used for it."""
+    """An architecture's registry defaults and the builder of its Keras model."""
 
-    name: str
+    defaults: ArchitectureDefaults
     builder: Callable[..., keras.Model]
-    transfer: bool
-    pretrained_key: str | None
-    default_input_size: int
-    batch_size: int
-    optimizer: str
-    learning_rate: float
-    head_epochs: int
-    fine_tune_epochs: int
-    fine_tune_learning_rate: float
-    fine_tune_layers: int
-    normalisation: str
-    # Run a learning-rate range test before phase 1 unless the user says otherwise; the paper
-    # did so for its DenseNet169 transfer model.
-    find_learning_rate: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.defaults.name
 
     def build(self, num_classes: int, input_size: int, **kwargs: Any) -> keras.Model:
-        if not self.transfer:
+        if not self.defaults.transfer:
             kwargs.pop("weights", None)
             kwargs.pop("weights_dir", None)
         return self.builder(num_classes=num_classes, input_size=input_size, **kwargs)
@@ -184,7 +181,7 @@ class ArchitectureSpec:
         """
         check_weight_decay(weight_decay)
         decay = weight_decay or None
-        if self.optimizer == "sgd":
+        if self.defaults.optimizer == "sgd":
             optimizer = keras.optimizers.SGD(
                 learning_rate=learning_rate, momentum=0.9, weight_decay=decay
             )
@@ -197,63 +194,21 @@ class ArchitectureSpec:
         return optimizer
 
 
-ARCHITECTURES: dict[str, ArchitectureSpec] = {
-    spec.name: spec
-    for spec in (
-        ArchitectureSpec(
-            name="basic_cnn",
-            builder=build_basic_cnn,
-            transfer=False,
-            pretrained_key=None,
-            default_input_size=224,
-            batch_size=16,
-            optimizer="sgd",
-            learning_rate=0.01,
-            head_epochs=50,
-            fine_tune_epochs=0,
-            fine_tune_learning_rate=0.0,
-            fine_tune_layers=0,
-            normalisation="x / 255 (Rescaling layer inside the model)",
-        ),
-        ArchitectureSpec(
-            name="mobilenet_v2",
-            builder=build_mobilenet_v2,
-            transfer=True,
-            pretrained_key="mobilenet_v2",
-            default_input_size=224,
-            batch_size=32,
-            optimizer="adam",
-            learning_rate=1e-3,
-            head_epochs=30,
-            fine_tune_epochs=10,
-            fine_tune_learning_rate=1e-5,
-            fine_tune_layers=40,
-            normalisation="x / 127.5 - 1 (Rescaling layer inside the model)",
-        ),
-        ArchitectureSpec(
-            name="densenet169",
-            builder=build_densenet169,
-            transfer=True,
-            pretrained_key="densenet169",
-            default_input_size=224,
-            batch_size=32,
-            optimizer="adam",
-            learning_rate=1e-3,
-            head_epochs=20,
-            fine_tune_epochs=10,
-            fine_tune_learning_rate=1e-5,
-            fine_tune_layers=60,
-            normalisation="ImageNet mean/std on 0..255 input (Normalization layer in the model)",
-            find_learning_rate=True,
-        ),
+_BUILDERS: dict[str, Callable[..., keras.Model]] = {
+    "basic_cnn": build_basic_cnn,
+    "mobilenet_v2": build_mobilenet_v2,
+    "densenet169": build_densenet169,
+}
+if set(_BUILDERS) != set(ARCHITECTURE_NAMES):  # a new registry entry needs its builder here
+    raise RuntimeError(
+        f"builders {sorted(_BUILDERS)} differ from the registry's {ARCHITECTURE_NAMES}"
     )
+
+ARCHITECTURES: dict[str, ArchitectureSpec] = {
+    name: ArchitectureSpec(ARCHITECTURE_DEFAULTS[name], _BUILDERS[name])
+    for name in ARCHITECTURE_NAMES
 }
 
 
 def get_architecture(name: str) -> ArchitectureSpec:
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}"
-        ) from None
+    return ARCHITECTURES[architecture_defaults(name).name]

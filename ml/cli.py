@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ml.bundle import BundleError, open_bundle
 from ml.classes import CLASSES
-from ml.manifest import BundleError, open_bundle
 from ml.training_config import ConfigError, add_training_options, options_from_args
 
 EXIT_USAGE = 2
@@ -220,7 +220,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from ml.bundle import import_model_files
+    from ml.bundle.keras_io import import_model_files
 
     bundle = import_model_files(
         args.out,

@@ -72,6 +72,11 @@ class Sample:
         return CLASSES[self.label_index]
 
 
+def sample_labels(samples: Sequence[Sample]) -> np.ndarray:
+    """The class indices of ``samples``, in order."""
+    return np.array([s.label_index for s in samples], dtype=np.int64)
+
+
 def _progress(iterable: Iterable[Any], description: str) -> Iterable[Any]:
     try:
         from tqdm import tqdm

@@ -11,8 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ml.bundle import load_opened_bundle
-from ml.manifest import ONNX_FILE, OpenedBundle
+from ml.bundle import ONNX_FILE, Bundle
+from ml.bundle.keras_io import with_keras_model
 from ml.onnx_export import onnx_session
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class KerasEngine:
         return np.asarray(self._call(batch))
 
 
-def open_engine(opened: OpenedBundle, *, threads: int | None = None) -> Engine:
+def open_engine(opened: Bundle, *, threads: int | None = None) -> Engine:
     """ONNX Runtime on the bundle's checked export when it has a usable one, else Keras."""
     record = opened.manifest.get("onnx") or {}
     path = opened.file(ONNX_FILE) if record.get("file") == ONNX_FILE else None
@@ -64,4 +64,4 @@ def open_engine(opened: OpenedBundle, *, threads: int | None = None) -> Engine:
             opened.path,
             opened.unusable[ONNX_FILE],
         )
-    return KerasEngine(load_opened_bundle(opened).model)
+    return KerasEngine(with_keras_model(opened).model)

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ml.bundle import load_opened_bundle
+from ml.bundle import SPLIT_FILE, BundleError, open_bundle
+from ml.bundle.keras_io import with_keras_model
 from ml.calibration import calibrate
 from ml.datasets import DatasetError, Sample, detect_and_load
 from ml.judge import judge
-from ml.manifest import SPLIT_FILE, BundleError, open_bundle
 from ml.pipeline import make_dataset, score_dataset
 from ml.recipe import ServingRecipe
 from ml.splits import split_from_json
@@ -66,7 +66,7 @@ def evaluate_bundle(
 
     bundle_path = Path(bundle_path)
     with open_bundle(bundle_path) as opened:
-        loaded = load_opened_bundle(opened)
+        loaded = with_keras_model(opened)
         split_file = opened.file(SPLIT_FILE)
         recorded = (
             json.loads(split_file.read_text(encoding="utf-8"))
@@ -93,7 +93,7 @@ def evaluate_bundle(
         title=f"{manifest.get('name')} ({manifest['architecture']}) on {selection}",
         extra={
             "bundle": str(bundle_path),
-            "bundle_manifest_sha256": loaded.manifest_sha256,
+            "bundle_manifest_sha256": loaded.sha256,
             "data": str(data_dir),
             "selection": selection,
             "temperature": recipe.temperature,

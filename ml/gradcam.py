@@ -18,7 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf  # gradients need the backend; Keras 3 here runs on TensorFlow
 
-from ml.bundle import LoadedBundle, load_bundle
+from ml.bundle import Bundle
+from ml.bundle.keras_io import load_bundle
 from ml.heatmaps import GradCamError, HeatMap
 from ml.preprocess import decode_image
 from ml.recipe import ServingRecipe
@@ -91,7 +92,7 @@ class GradCam:
 class Explainer:
     """Heat maps for a bundle's model: the same input as its predictions, the classes by name."""
 
-    def __init__(self, loaded: LoadedBundle) -> None:
+    def __init__(self, loaded: Bundle) -> None:
         self.gradcam = GradCam(loaded.model)
         self.input_size = int(loaded.manifest["input_size"])
         self.class_names: list[str] = list(loaded.manifest["class_names"])

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ml.manifest import BundleError
+from ml.bundle import BundleError
 
 # Arguments Keras 2 wrote that Keras 3 rejects, with the only value that means the same as
 # leaving them out: DepthwiseConv2D inherited `groups` from Conv2D (MobileNetV2 has 17 of them).

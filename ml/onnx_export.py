@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ml.manifest import ONNX_FILE
+from ml.bundle import ONNX_FILE
 
 if TYPE_CHECKING:  # the web process and workers' main processes import this without Keras
     import keras

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ml.bundle import open_bundle
 from ml.engines import Engine, open_engine
-from ml.manifest import manifest_sha256, open_bundle
 from ml.recipe import ServingRecipe
 from ml.referral import Decision
 
@@ -37,7 +37,7 @@ class Predictor:
         with open_bundle(path) as opened:
             ServingRecipe.checked(opened.manifest, path)
             engine = open_engine(opened, threads=threads)
-            return cls(engine, opened.manifest, Path(path), manifest_sha256(opened.path))
+            return cls(engine, opened.manifest, Path(path), opened.sha256)
 
     @property
     def engine_name(self) -> str:

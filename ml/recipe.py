@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ml.bundle import BundleError
 from ml.calibration import calibrate
 from ml.decisions import DecisionRuleError, DecisionRules
-from ml.manifest import BundleError
 from ml.preprocess import Preprocessing, UnsupportedPreprocessing
 from ml.tta import TestTimeAugmentation, UnsupportedAugmentation
 

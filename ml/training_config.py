@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ml.architecture_defaults import ARCHITECTURE_NAMES, architecture_defaults
 from ml.augment import check_colour_jitter
 from ml.class_weights import CLASS_WEIGHTINGS, SAMPLINGS
 from ml.preprocess import FITS, SHADES_OF_GRAY
 from ml.schedules import SCHEDULES, check_schedule
 from ml.tta import VIEW_SETS
 
-ARCHITECTURE_NAMES = ("basic_cnn", "mobilenet_v2", "densenet169")
 PRESETS = ("quick", "standard")
 COLOUR_CONSTANCY = ("none", SHADES_OF_GRAY)
 TOP_CLASS_RULES = ("most_probable", "balanced")
@@ -31,9 +31,12 @@ class ConfigError(ValueError):
     """A training option that no run could use; the message names the option."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run depends on; ``None`` means the architecture's default."""
+    """What a person asked a training run for; ``None`` means the architecture's default.
+
+    ``resolve()`` turns it into the ``ResolvedConfig`` a run uses and its bundle records.
+    """
 
     data_dir: str | Path
     out_dir: str | Path
@@ -112,12 +115,47 @@ class TrainConfig:
             raise ConfigError(str(exc)) from exc
         return self
 
+    def resolve(self) -> ResolvedConfig:
+        """The run's one concrete config: checked, and every unset value the architecture's default.
+
+        ``epochs`` sets both phases where a phase has no count of its own; a model without a
+        backbone has no phase 2 and no pretrained weights; the range test runs by the
+        architecture's default unless a learning rate was given, whose value it would not use.
+        """
+        self.validate()
+        arch = architecture_defaults(self.architecture)
+        shared = {
+            f.name: getattr(self, f.name) for f in fields(ResolvedConfig) if f.name in _SHARED
+        }
+        find_lr = (
+            self.find_lr
+            if self.find_lr is not None
+            else arch.find_learning_rate and self.learning_rate is None
+        )
+        fine_tune_epochs = _first_set(self.fine_tune_epochs, self.epochs, arch.fine_tune_epochs)
+        return ResolvedConfig(
+            **shared,
+            data_dir=str(self.data_dir),
+            out_dir=str(self.out_dir),
+            weights_dir=None if self.weights_dir is None else str(self.weights_dir),
+            external_dir=None if self.external_dir is None else str(self.external_dir),
+            transfer=arch.transfer,
+            pretrained=arch.transfer and not self.no_pretrained,
+            optimizer=arch.optimizer,
+            normalisation=arch.normalisation,
+            image_size=self.image_size or arch.input_size,
+            batch_size=self.batch_size or arch.batch_size,
+            head_epochs=_first_set(self.head_epochs, self.epochs, arch.head_epochs),
+            fine_tune_epochs=fine_tune_epochs if arch.transfer else 0,
+            learning_rate=self.learning_rate or arch.learning_rate,
+            find_lr=find_lr,
+            adopt_suggested_rate=find_lr and self.learning_rate is None,
+            fine_tune_learning_rate=self.fine_tune_learning_rate or arch.fine_tune_learning_rate,
+            fine_tune_layers=self.fine_tune_layers or arch.fine_tune_layers,
+        )
+
     def _check(self) -> None:
-        if self.architecture not in ARCHITECTURE_NAMES:
-            raise ValueError(
-                f"unknown architecture {self.architecture!r}; "
-                f"choose one of {', '.join(ARCHITECTURE_NAMES)}"
-            )
+        architecture_defaults(self.architecture)
         for name in ("image_size", "batch_size", "limit_per_class", "fine_tune_layers"):
             _check_whole(name, getattr(self, name), minimum=1)
         for name in ("epochs", "head_epochs", "fine_tune_epochs"):
@@ -165,6 +203,67 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 0 and below 1, not {value!r}")
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction and test_fraction must sum to less than 1")
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A training run's config with nothing left to a default: what every step of ``ml.train``
+    takes and what the bundle's ``training.json`` records, so a run can be read back exactly."""
+
+    data_dir: str
+    out_dir: str
+    architecture: str
+    transfer: bool  # an ImageNet backbone fine-tuned in two phases
+    pretrained: bool  # the backbone starts from ImageNet weights
+    weights_dir: str | None
+    optimizer: str
+    normalisation: str
+    image_size: int
+    batch_size: int
+    head_epochs: int
+    fine_tune_epochs: int  # 0: no phase 2
+    learning_rate: float
+    find_lr: bool  # a learning-rate range test runs before phase 1
+    adopt_suggested_rate: bool  # phase 1 trains at the range test's suggestion
+    fine_tune_learning_rate: float
+    fine_tune_layers: int
+    class_weighting: str
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    limit_per_class: int | None
+    cache: bool | str
+    parent: str | None
+    schedule: str
+    max_minutes: float | None
+    label_smoothing: float
+    weight_decay: float
+    colour_jitter: float
+    mixed_precision: bool
+    fit: str
+    random_crops: bool
+    colour_constancy: str
+    tta: str
+    top_class: str
+    loss: str
+    sampling: str
+    external_dir: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Fields a resolved config copies from the request unchanged; the others are resolved.
+_SHARED = frozenset(f.name for f in fields(TrainConfig)) & frozenset(
+    f.name for f in fields(ResolvedConfig)
+) - {"data_dir", "out_dir", "weights_dir", "external_dir", "image_size", "batch_size",
+     "head_epochs", "fine_tune_epochs", "learning_rate", "find_lr", "fine_tune_learning_rate",
+     "fine_tune_layers"}  # fmt: skip
+
+
+def _first_set(*values: int | None) -> int:
+    """The first value that is not None (0 epochs is a real choice: skip the phase)."""
+    return next(v for v in values if v is not None)
 
 
 def _finite(value: Any) -> bool:
@@ -312,7 +411,17 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     An option left out is absent from the parsed namespace (``SUPPRESS``), so a preset, and after it the
     config's own defaults, fill it: ``TrainConfig.from_options({**preset, **vars(args)})``.
     """
-    unset = argparse.SUPPRESS
+    for add in (
+        _add_model_options,
+        _add_regularisation_options,
+        _add_data_options,
+        _add_recipe_options,
+    ):
+        add(parser, argparse.SUPPRESS)
+
+
+def _add_model_options(parser: argparse.ArgumentParser, unset: Any) -> None:
+    """The model and its two phases: what is trained, for how long, at what rate."""
     parser.add_argument(
         "--preset",
         choices=PRESETS,
@@ -360,6 +469,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fine-tune-learning-rate", type=float, default=unset, help="phase-2 learning rate"
     )
+
+
+def _add_regularisation_options(parser: argparse.ArgumentParser, unset: Any) -> None:
+    """The schedule, the time cap and what fights overfitting and class imbalance."""
     parser.add_argument(
         "--schedule",
         choices=SCHEDULES,
@@ -403,6 +516,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="loss weights against class imbalance: balanced (n/(k*count)), sqrt (softer), none "
         "(default: balanced)",
     )
+
+
+def _add_data_options(parser: argparse.ArgumentParser, unset: Any) -> None:
+    """Batches, the split, the pretrained weights and the data."""
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -454,6 +571,11 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         default=unset,
         help="do not cache decoded images in memory (for very large datasets)",
     )
+
+
+def _add_recipe_options(parser: argparse.ArgumentParser, unset: Any) -> None:
+    """Framing, colour, test-time views, the named class, the loss, sampling and the photos
+    from other sources: what the bundle serves with, or how it is judged."""
     parser.add_argument(
         "--fit",
         choices=FITS,

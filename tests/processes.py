@@ -1,7 +1,9 @@
 """Real worker and web-server processes for integration and browser tests."""
 
+import ast
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -84,3 +86,17 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: Pa
         time.sleep(0.5)
     tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+
+
+def modules_loaded(statements: str, watched: tuple[str, ...], env: dict | None = None) -> list[str]:
+    """Which of ``watched`` (top-level names) a fresh interpreter holds after ``statements``:
+    other tests' imports cannot hide one there."""
+    code = (
+        f"import sys; {statements}; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {watched!r} or m in {watched!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])

@@ -11,7 +11,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from ml.manifest import SPLIT_FILE, read_manifest
+from ml.bundle import SPLIT_FILE, read_manifest
 from webapp.modelops.bundles import bundle_fetch_verified
 from webapp.modelops.judging import evaluation_get, judging_sets
 from webapp.modelops.models import EvaluationSet, ModelVersion

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from ml.manifest import BundleError, unpack_bundle
+from ml.bundle import BundleError, unpack_bundle
 from ml.onnx_export import CHECK_IMAGES
 from webapp.modelops.judging import evaluation_set_current
 from webapp.modelops.models import ImportKind, ImportStatus, ModelImport
@@ -43,7 +43,11 @@ def _check_images(evaluation_set) -> list[Path]:
 def _bundle_from_uploads(
     record: ModelImport, files: dict[str, Path], scratch: Path, check_images: list[Path]
 ) -> Path:
-    from ml.bundle import add_onnx_export, import_model_files, load_bundle  # Keras: worker only
+    from ml.bundle.keras_io import (  # Keras: worker only
+        add_onnx_export,
+        import_model_files,
+        load_bundle,
+    )
 
     if record.kind == ImportKind.BUNDLE:
         bundle_dir = unpack_bundle(files["bundle"], scratch / "bundle")

@@ -19,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connections
 
-from ml.manifest import BundleError
+from ml.bundle import BundleError
 from webapp.modelops.bundles import ModelUnavailable, bundle_fetch_verified
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.selectors import model_version_get_active

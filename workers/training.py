@@ -20,9 +20,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from ml.bundle import BundleError
 from ml.datasets import DatasetError, DatasetProblems
 from ml.devices import training_device
-from ml.manifest import BundleError
 from ml.pretrained import PretrainedWeightsUnavailable
 from ml.progress import TrainingCancelled, TrainingObserver
 from ml.train import train

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from ml.architecture_defaults import ARCHITECTURE_NAMES
 from ml.architectures import (
     ARCHITECTURES,
     build_basic_cnn,
@@ -70,8 +71,8 @@ def test_basic_cnn_matches_the_paper() -> None:
     assert dropouts == [0.3, 0.3, 0.3]
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert [d.units for d in dense] == [32, 7]
-    assert ARCHITECTURES["basic_cnn"].batch_size == 16
-    assert ARCHITECTURES["basic_cnn"].optimizer == "sgd"
+    assert ARCHITECTURES["basic_cnn"].defaults.batch_size == 16
+    assert ARCHITECTURES["basic_cnn"].defaults.optimizer == "sgd"
 
 
 def test_freeze_then_fine_tune_keeps_batch_norm_frozen() -> None:
@@ -88,3 +89,8 @@ def test_freeze_then_fine_tune_keeps_batch_norm_frozen() -> None:
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
     with pytest.raises(ValueError, match="no pretrained backbone"):
         freeze_backbone(build_basic_cnn(7, SIZE))
+
+
+def test_every_registered_architecture_has_a_builder() -> None:
+    assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
+    assert all(spec.defaults.name == name for name, spec in ARCHITECTURES.items())

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from ml.architectures import build_basic_cnn
-from ml.bundle import MODEL_FILE, import_model_files, load_bundle, save_bundle
-from ml.manifest import ONNX_FILE, BundleError, pack_bundle, read_manifest
+from ml.bundle import MODEL_FILE, ONNX_FILE, BundleError, pack_bundle, read_manifest
+from ml.bundle.keras_io import import_model_files, load_bundle, save_bundle
 
 SIZE = 32
 
@@ -36,7 +36,7 @@ def test_save_and_load_dir_and_zip(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.asarray(loaded.model(_pixels())), expected, atol=1e-6)
     pack_bundle(bundle, tmp_path / "b.zip")
     from_zip = load_bundle(tmp_path / "b.zip")
-    assert from_zip.manifest_sha256 == loaded.manifest_sha256
+    assert from_zip.sha256 == loaded.sha256
     np.testing.assert_allclose(np.asarray(from_zip.model(_pixels())), expected, atol=1e-6)
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ml.bundle import ONNX_FILE, BundleError, read_manifest, write_manifest
 from ml.classes import CLASSES
 from ml.cli import main as cli_main
 from ml.datasets import detect_and_load, load_ham10000
 from ml.evaluate import evaluate_bundle
-from ml.manifest import ONNX_FILE, BundleError, read_manifest, write_manifest
 from ml.predict import Predictor
 from ml.recipe import ServingRecipe
 from ml.train import REPORT_SUBDIR, TrainConfig, train
@@ -127,7 +127,7 @@ def test_onnx_serves_the_recipe_as_keras_computes_it_on_real_photos(
     recipe_run: Path, sample_photos
 ) -> None:
     """Keras and ONNX Runtime agree through colour constancy, the centre crop and the flips."""
-    from ml.bundle import load_bundle
+    from ml.bundle.keras_io import load_bundle
 
     served = Predictor.from_bundle(recipe_run)
     assert served.engine_name == "onnxruntime-cpu"

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.bundle import import_model_files, load_bundle
+from ml.bundle import BundleError
+from ml.bundle.keras_io import import_model_files, load_bundle
 from ml.legacy_keras import keras2_config
-from ml.manifest import BundleError
 
 WRITER = Path(__file__).with_name("keras2_writer.py")
 

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from ml import train as train_module
-from ml.architectures import ARCHITECTURES
+from ml import fitting
+from ml.architecture_defaults import ARCHITECTURE_DEFAULTS
 from ml.cli import build_parser
 from ml.lr_finder import (
     MIN_POINTS_FOR_SLOPE,
@@ -130,7 +130,7 @@ def test_plot_is_written(tmp_path: Path) -> None:
 
 
 def test_only_densenet_runs_the_range_test_by_default() -> None:
-    defaults = {name: spec.find_learning_rate for name, spec in ARCHITECTURES.items()}
+    defaults = {name: spec.find_learning_rate for name, spec in ARCHITECTURE_DEFAULTS.items()}
     assert defaults == {"basic_cnn": False, "mobilenet_v2": False, "densenet169": True}
 
 
@@ -145,7 +145,7 @@ def test_cli_flag(flag: list[str], expected: bool | None) -> None:
 def test_train_uses_and_records_the_suggestion(
     tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(train_module, "LR_FINDER_STEPS", 12)
+    monkeypatch.setattr(fitting, "LR_FINDER_STEPS", 12)
     out = tmp_path / "run"
     config = TrainConfig(
         data_dir=tiny_dataset,

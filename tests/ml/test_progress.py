@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.bundle import load_bundle
+from ml.bundle.keras_io import load_bundle
 from ml.progress import TrainingCancelled, TrainingObserver
 from ml.train import TrainConfig, train
 

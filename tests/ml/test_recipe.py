@@ -207,7 +207,7 @@ def test_the_serving_recipe_refuses_what_it_cannot_serve() -> None:
     recipe = ServingRecipe.checked(manifest, "bundle")
     assert recipe.tta.count == 4
     assert recipe.rules.referral.malignant_threshold == 0.2
-    from ml.manifest import BundleError
+    from ml.bundle import BundleError
 
     for key, value in (
         ("test_time_augmentation", {"views": ["warp"], "merge": "mean_probability"}),

@@ -11,7 +11,8 @@ import pytest
 
 from ml.architectures import ARCHITECTURES
 from ml.augment import build_augmenter
-from ml.train import TrainConfig, train, training_loss
+from ml.losses import training_loss
+from ml.train import TrainConfig, train
 
 
 def _probabilities(rows: int = 8, seed: int = 0) -> np.ndarray:

@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ from matplotlib.image import imread
 from ml.classes import CLASSES
 from ml.metrics import classification_metrics
 from ml.reports import render_summary_markdown, write_evaluation_report
+from tests.processes import modules_loaded
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Two phases (frozen backbone, then fine-tuning) concatenated, as the training code does.
@@ -146,18 +145,9 @@ def test_render_summary_handles_undefined_values():
 
 def test_evaluation_modules_need_no_tensorflow_django_or_pyplot():
     # The web image and light CI jobs import these without the ML extras; pyplot would also
-    # pick a GUI backend on a desktop. Checked in a fresh interpreter so other tests' imports
-    # don't interfere.
-    code = (
-        "import sys, ml.metrics, ml.calibration, ml.reports\n"
-        "banned = ('tensorflow', 'keras', 'django', 'matplotlib.pyplot')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in banned[:3] or m in banned))"
-    )
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    # pick a GUI backend on a desktop.
+    banned = ("tensorflow", "keras", "django", "matplotlib.pyplot")
+    assert modules_loaded("import ml.metrics, ml.calibration, ml.reports", banned) == []
 
 
 def test_learning_rate_gets_a_panel_but_no_plot_on_its_own(tmp_path, evaluation):

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from ml.architectures import build_basic_cnn
-from ml.bundle import add_onnx_export, load_bundle, save_bundle
-from ml.manifest import MANIFEST_NAME, ONNX_FILE, BundleError, read_manifest, write_manifest
+from ml.bundle import MANIFEST_NAME, ONNX_FILE, BundleError, read_manifest, write_manifest
+from ml.bundle.keras_io import add_onnx_export, load_bundle, save_bundle
 from ml.predict import Predictor
 from ml.preprocess import Preprocessing, decode_image, resize_image
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ml.bundle import read_manifest
 from ml.classes import CLASSES
 from ml.datasets import load_ham10000
 from ml.evaluate import evaluate_bundle
-from ml.manifest import read_manifest
 from ml.predict import Predictor
 from ml.pretrained import PretrainedWeightsUnavailable
 from ml.train import REPORT_SUBDIR, TrainConfig, train

@@ -1,21 +1,23 @@
 """One home for training options: presets, checks, and the command line that sets them."""
 
 import json
-from dataclasses import fields
+from dataclasses import FrozenInstanceError, fields
 from pathlib import Path
 
 import pytest
 
 from bench.train_ham10000 import parse_args, training_config
+from ml.architecture_defaults import ARCHITECTURE_DEFAULTS, ARCHITECTURE_NAMES
 from ml.cli import build_parser
 from ml.training_config import (
-    ARCHITECTURE_NAMES,
     PRESETS,
     ConfigError,
+    ResolvedConfig,
     TrainConfig,
     options_from_args,
     preset_options,
 )
+from tests.processes import modules_loaded
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks"
 RECIPE_KEYS = (
@@ -113,3 +115,54 @@ def test_bad_options_are_refused_by_name(field: str, value, message: str) -> Non
 def test_unknown_preset_is_refused() -> None:
     with pytest.raises(ConfigError, match="unknown preset 'huge'"):
         preset_options("huge", "mobilenet_v2")
+
+
+def test_resolving_fills_every_default_from_the_architecture() -> None:
+    run = TrainConfig(data_dir="d", out_dir="o", architecture="densenet169").resolve()
+    arch = ARCHITECTURE_DEFAULTS["densenet169"]
+    assert (run.image_size, run.batch_size, run.head_epochs, run.fine_tune_epochs) == (
+        arch.input_size, arch.batch_size, arch.head_epochs, arch.fine_tune_epochs,
+    )  # fmt: skip
+    assert (run.learning_rate, run.fine_tune_learning_rate, run.fine_tune_layers) == (
+        arch.learning_rate, arch.fine_tune_learning_rate, arch.fine_tune_layers,
+    )  # fmt: skip
+    # DenseNet169 range-tests its rate unless one is given; then the given rate is used.
+    assert run.find_lr and run.adopt_suggested_rate and run.pretrained and run.transfer
+    given = TrainConfig(data_dir="d", out_dir="o", architecture="densenet169", learning_rate=0.1)
+    assert not given.resolve().find_lr and given.resolve().learning_rate == 0.1
+    with pytest.raises(FrozenInstanceError):
+        run.image_size = 32  # type: ignore[misc]
+
+
+def test_resolving_epochs_per_phase_and_a_model_without_a_backbone() -> None:
+    both = TrainConfig(data_dir="d", out_dir="o", architecture="mobilenet_v2", epochs=3)
+    assert (both.resolve().head_epochs, both.resolve().fine_tune_epochs) == (3, 3)
+    own = TrainConfig(
+        data_dir="d", out_dir="o", architecture="mobilenet_v2", epochs=3, fine_tune_epochs=0
+    )
+    assert (own.resolve().head_epochs, own.resolve().fine_tune_epochs) == (3, 0)
+    cnn = TrainConfig(data_dir="d", out_dir="o", architecture="basic_cnn", fine_tune_epochs=4)
+    run = cnn.resolve()
+    assert (run.fine_tune_epochs, run.pretrained, run.transfer) == (0, False, False)
+
+
+def test_a_resolved_config_has_no_value_left_to_a_default() -> None:
+    # Every field that may be None on the request is concrete once resolved, but for the
+    # ones that really are optional (no cap, no parent, no weights folder, no external photos).
+    optional = {"limit_per_class", "parent", "max_minutes", "weights_dir", "external_dir"}
+    run = TrainConfig(data_dir=Path("d"), out_dir=Path("o"), architecture="basic_cnn").resolve()
+    assert {f.name for f in fields(ResolvedConfig) if getattr(run, f.name) is None} <= optional
+    assert json.loads(json.dumps(run.as_json())) == run.as_json()
+    # Only "epochs" and "no_pretrained" fold into other fields; every other option is kept.
+    folded = {f.name for f in fields(TrainConfig)} - {f.name for f in fields(ResolvedConfig)}
+    assert folded == {"epochs", "no_pretrained"}
+
+
+def test_resolving_refuses_what_validation_refuses() -> None:
+    with pytest.raises(ConfigError, match="unknown architecture 'resnet'"):
+        TrainConfig(data_dir="d", out_dir="o", architecture="resnet").resolve()
+
+
+def test_the_architecture_registry_and_the_config_need_no_keras() -> None:
+    statements = "import ml.training_config, ml.architecture_defaults"
+    assert modules_loaded(statements, ("keras", "tensorflow")) == []

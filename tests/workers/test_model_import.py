@@ -12,7 +12,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from ml.manifest import pack_bundle, write_manifest
+from ml.bundle import pack_bundle, write_manifest
 from webapp.modelops.models import ImportStatus, ModelImport, ModelStatus, ModelVersion
 from workers import imports
 

@@ -8,8 +8,9 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from ml.architecture_defaults import ARCHITECTURE_NAMES
 from ml.preprocess import INPUT_SCALINGS
-from ml.training_config import ARCHITECTURE_NAMES, PRESETS
+from ml.training_config import PRESETS
 from webapp.api.permissions import IsAdminRole
 from webapp.api.schema import ErrorSerializer
 from webapp.cases.selectors import rerun_get, rerun_report

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from ml.manifest import BundleError, file_sha256, unpack_bundle
+from ml.bundle import BundleError, file_sha256, unpack_bundle
 from webapp.modelops.models import ModelVersion
 from webapp.storage import store
 

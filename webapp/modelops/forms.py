@@ -1,7 +1,7 @@
 from django import forms
 
+from ml.architecture_defaults import ARCHITECTURE_NAMES
 from ml.preprocess import INPUT_SCALINGS
-from ml.training_config import ARCHITECTURE_NAMES
 from webapp.modelops.models import Dataset, DatasetLocation, ImportKind
 
 PRESET_CHOICES = [

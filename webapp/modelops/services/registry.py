@@ -9,8 +9,8 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
+from ml.bundle import BundleError, pack_bundle, read_manifest
 from ml.classes import CLASSES
-from ml.manifest import BundleError, pack_bundle, read_manifest
 from webapp.accounts.models import User
 from webapp.config.celery import EVALUATE_TASK, send_or_refuse
 from webapp.modelops.judging import promotion_gate

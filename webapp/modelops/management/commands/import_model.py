@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ml.manifest import BundleError
+from ml.bundle import BundleError
 from webapp.modelops.services.registry import model_version_activate, model_version_register
 
 

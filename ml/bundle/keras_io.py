@@ -12,37 +12,26 @@ import os
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from ml.classes import CLASSES
-from ml.legacy_keras import is_legacy_config, legacy_h5_config, load_legacy_h5, load_legacy_pair
-from ml.manifest import (
+from ml.bundle.archive import Bundle, open_bundle
+from ml.bundle.manifest import (
     METRICS_FILE,
     MODEL_FILE,
     ONNX_FILE,
     SPLIT_FILE,
     TRAINING_FILE,
     BundleError,
-    OpenedBundle,
-    manifest_sha256,
-    open_bundle,
     write_manifest,
 )
+from ml.classes import CLASSES
+from ml.legacy_keras import is_legacy_config, legacy_h5_config, load_legacy_h5, load_legacy_pair
 from ml.onnx_export import CHECK_IMAGES, export_checked, synthetic_check_inputs
 from ml.preprocess import INPUT_SCALINGS, Preprocessing
-
-
-@dataclass
-class LoadedBundle:
-    model: keras.Model
-    manifest: dict[str, Any]
-    path: Path
-    manifest_sha256: str
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -154,7 +143,7 @@ def add_onnx_export(bundle_dir: str | Path, check_images: Sequence[str | Path] =
         record = opened.manifest.get("onnx") or {}
         if record.get("file") and opened.file(ONNX_FILE) is not None:
             return record
-        loaded = load_opened_bundle(opened)
+        loaded = with_keras_model(opened)
     (bundle_dir / ONNX_FILE).unlink(missing_ok=True)
     manifest = dict(loaded.manifest)
     recipe = Preprocessing.from_manifest(manifest["preprocessing"], int(manifest["input_size"]))
@@ -163,17 +152,16 @@ def add_onnx_export(bundle_dir: str | Path, check_images: Sequence[str | Path] =
     return manifest["onnx"]
 
 
-def load_bundle(path: str | Path) -> LoadedBundle:
-    """Verify and load a bundle directory or ``.zip``."""
+def load_bundle(path: str | Path) -> Bundle:
+    """Verify a bundle directory or ``.zip`` and load its Keras model."""
     with open_bundle(path) as opened:
-        loaded = load_opened_bundle(opened)
+        loaded = with_keras_model(opened)
     # The model lives in memory now; point at what the caller gave, not a deleted scratch copy.
-    loaded.path = Path(path)
-    return loaded
+    return loaded.with_model(loaded.model, Path(path))
 
 
-def load_opened_bundle(opened: OpenedBundle) -> LoadedBundle:
-    """Load the Keras model of a bundle whose files ``open_bundle`` has just verified."""
+def with_keras_model(opened: Bundle) -> Bundle:
+    """The bundle with its Keras model loaded (its files ``open_bundle`` has just verified)."""
     manifest = opened.manifest
     model_file = manifest.get("model_file", MODEL_FILE)
     model_path = opened.file(model_file)
@@ -184,7 +172,7 @@ def load_opened_bundle(opened: OpenedBundle) -> LoadedBundle:
     except Exception as exc:  # Keras raises many types for corrupt or unsafe files
         raise BundleError(f"bundle {opened.path}: cannot load {model_file}: {exc}") from exc
     _check_model_matches(model, manifest, str(opened.path))
-    return LoadedBundle(model, manifest, opened.path, manifest_sha256(opened.path))
+    return opened.with_model(model)
 
 
 def _check_model_matches(model: keras.Model, manifest: dict[str, Any], where: str) -> None:

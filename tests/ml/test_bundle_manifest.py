@@ -1,15 +1,12 @@
 import json
 import stat
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from ml.manifest import (
+from ml.bundle import (
     MANIFEST_NAME,
-    SCHEMA_VERSION,
     BundleError,
     file_sha256,
     pack_bundle,
@@ -17,6 +14,8 @@ from ml.manifest import (
     unpack_bundle,
     write_manifest,
 )
+from ml.bundle.manifest import SCHEMA_VERSION
+from tests.processes import modules_loaded
 
 FIELDS = {
     "architecture": "basic_cnn",
@@ -109,14 +108,5 @@ def test_unpack_refuses_symlink_and_oversized(bundle: Path, tmp_path: Path) -> N
         unpack_bundle(tmp_path / "ok.zip", tmp_path / "out2", max_member_bytes=3)
 
 
-def test_manifest_module_imports_no_tensorflow() -> None:
-    code = (
-        "import sys, ml.manifest; "
-        "bad = [m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules]; "
-        "print(bad); sys.exit(1 if bad else 0)"
-    )
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_bundle_package_imports_no_tensorflow() -> None:
+    assert modules_loaded("import ml.bundle", ("tensorflow", "keras", "numpy")) == []
