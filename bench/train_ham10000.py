@@ -315,50 +315,8 @@ def render_markdown(result: dict, name: str) -> str:
         lines.append(
             f"| {cls} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
         )
-    rule = result.get("decision_rule")
-    if rule:
-        plain, shifted = rule["test_at_argmax"], rule["test_at_tau"]
-        lines += [
-            "",
-            "Decision rule (`ml.operating_points`): dividing the calibrated probabilities by the "
-            f"training class frequencies to the power tau; tau = {rule['tau_chosen_on_validation']:g} "
-            "maximises balanced accuracy on validation. On test:",
-            "",
-            "| rule | accuracy | balanced accuracy | melanoma sensitivity |",
-            "|---|---|---|---|",
-            f"| most probable class (tau 0) | {plain['accuracy']:.3f} | "
-            f"{plain['balanced_accuracy']:.3f} | {fmt(plain['melanoma_sensitivity'])} |",
-            f"| tau {rule['tau_chosen_on_validation']:g} | {shifted['accuracy']:.3f} | "
-            f"{shifted['balanced_accuracy']:.3f} | {fmt(shifted['melanoma_sensitivity'])} |",
-        ]
-    referral, chosen = m.get("referral"), result.get("referral_rule")
-    if referral and chosen:
-        val = chosen["validation"]
-        outside = (m.get("external") or {}).get("referral")
-        chosen_on = "validation and the external photos" if chosen.get("external") else "validation"
-        lines += [
-            "",
-            f"Referral rule (`ml.referral`, recorded in the bundle): refer when P(mel) + P(bcc) + "
-            f"P(akiec) >= {chosen['malignant_threshold']:.3f} (chosen on {chosen_on} for "
-            f"{chosen['target_melanoma_sensitivity']:.0%} melanoma sensitivity plus a "
-            f"{chosen['margin'] * 100:.0f}-point margin) or the top class is below "
-            f"{chosen['min_confidence']:.0%}.",
-            "",
-            "| referral (share of photos referred) | validation | test (held out) |"
-            + (" external photos |" if outside else ""),
-            "|---|---|---|" + ("---|" if outside else ""),
-            *(
-                f"| {label} | {val[key]:.3f} | {referral[key]:.3f} |"
-                + (f" {outside[key]:.3f} |" if outside else "")
-                for key, label in (
-                    ("melanoma_sensitivity", f"melanomas ({referral['melanomas']} on test)"),
-                    ("malignant_sensitivity", "malignant photos (mel, bcc, akiec)"),
-                    ("benign_referral_rate", "benign photos"),
-                    ("referral_rate", "all photos"),
-                    ("referred_as_unsure", "referred only as unsure"),
-                )
-            ),
-        ]
+    lines += _decision_rule_lines(result.get("decision_rule"))
+    lines += _referral_lines(m, result.get("referral_rule"))
     flagged = (m.get("subgroups") or {}).get("flagged")
     if m.get("subgroups"):
         lines += ["", "Subgroups of the test split (`ml.subgroups`):", ""]
@@ -376,6 +334,59 @@ def render_markdown(result: dict, name: str) -> str:
     ]
     lines += [f"![{file.removeprefix(name + '-').removesuffix('.png')}]({file})" for file in images]
     return "\n".join(lines) + "\n"
+
+
+def _decision_rule_lines(rule: dict | None) -> list[str]:
+    """The top-class rule's line and table, when the run chose one."""
+    if not rule:
+        return []
+    plain, shifted = rule["test_at_argmax"], rule["test_at_tau"]
+    return [
+        "",
+        "Decision rule (`ml.operating_points`): dividing the calibrated probabilities by the "
+        f"training class frequencies to the power tau; tau = {rule['tau_chosen_on_validation']:g} "
+        "maximises balanced accuracy on validation. On test:",
+        "",
+        "| rule | accuracy | balanced accuracy | melanoma sensitivity |",
+        "|---|---|---|---|",
+        f"| most probable class (tau 0) | {plain['accuracy']:.3f} | "
+        f"{plain['balanced_accuracy']:.3f} | {fmt(plain['melanoma_sensitivity'])} |",
+        f"| tau {rule['tau_chosen_on_validation']:g} | {shifted['accuracy']:.3f} | "
+        f"{shifted['balanced_accuracy']:.3f} | {fmt(shifted['melanoma_sensitivity'])} |",
+    ]
+
+
+def _referral_lines(m: dict, chosen: dict | None) -> list[str]:
+    """The referral rule's sentence and its table per set, when the run chose one."""
+    referral = m.get("referral")
+    if not (referral and chosen):
+        return []
+    val = chosen["validation"]
+    outside = (m.get("external") or {}).get("referral")
+    chosen_on = "validation and the external photos" if chosen.get("external") else "validation"
+    return [
+        "",
+        f"Referral rule (`ml.referral`, recorded in the bundle): refer when P(mel) + P(bcc) + "
+        f"P(akiec) >= {chosen['malignant_threshold']:.3f} (chosen on {chosen_on} for "
+        f"{chosen['target_melanoma_sensitivity']:.0%} melanoma sensitivity plus a "
+        f"{chosen['margin'] * 100:.0f}-point margin) or the top class is below "
+        f"{chosen['min_confidence']:.0%}.",
+        "",
+        "| referral (share of photos referred) | validation | test (held out) |"
+        + (" external photos |" if outside else ""),
+        "|---|---|---|" + ("---|" if outside else ""),
+        *(
+            f"| {label} | {val[key]:.3f} | {referral[key]:.3f} |"
+            + (f" {outside[key]:.3f} |" if outside else "")
+            for key, label in (
+                ("melanoma_sensitivity", f"melanomas ({referral['melanomas']} on test)"),
+                ("malignant_sensitivity", "malignant photos (mel, bcc, akiec)"),
+                ("benign_referral_rate", "benign photos"),
+                ("referral_rate", "all photos"),
+                ("referred_as_unsure", "referred only as unsure"),
+            )
+        ),
+    ]
 
 
 def _headline_table(m: dict, temperature: float) -> list[str]:

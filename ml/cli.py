@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_train_command(commands)
+    _add_evaluate_command(commands)
+    _add_predict_command(commands)
+    _add_import_command(commands)
+    _add_inspect_command(commands)
+    return parser
+
+
+def _add_train_command(commands: Any) -> None:
     train = commands.add_parser(
         "train",
         help="train a model and write a bundle",
@@ -70,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_options(train)
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
+
+def _add_evaluate_command(commands: Any) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="evaluate a bundle on a dataset and write a report",
@@ -94,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, type=Path, help="folder for the report")
     evaluate.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
 
+
+def _add_predict_command(commands: Any) -> None:
     predict = commands.add_parser(
         "predict",
         help="print class probabilities for images",
@@ -103,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+
+def _add_import_command(commands: Any) -> None:
     importer = commands.add_parser(
         "import",
         help="turn a Keras model (JSON + H5 weights, .keras or .h5; Keras 2 or 3) into a bundle",
@@ -126,13 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("--out", required=True, type=Path, help="new bundle folder")
 
+
+def _add_inspect_command(commands: Any) -> None:
     inspect = commands.add_parser(
         "inspect",
         help="print a bundle's manifest summary and verify its hashes",
         description="Verify every file hash of BUNDLE and print its manifest summary.",
     )
     inspect.add_argument("bundle", type=Path, help="bundle folder or .zip")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -322,6 +322,35 @@ def _json_default(value):
     return str(value)
 
 
+def _external_and_referral_figures(out: Path, metrics: dict, class_names: list[str]) -> dict:
+    """The external set's confusion matrix and the referral trade-off, where the metrics have
+    them; a figure they lack is removed, so no earlier report's stays beside this summary."""
+    paths: dict[str, Path] = {}
+    external = metrics.get("external")
+    if external:
+        paths["external_confusion_matrix"] = out / "external_confusion_matrix.png"
+        _plot_confusion_matrix(
+            np.asarray(external["confusion_matrix"]),
+            class_names,
+            paths["external_confusion_matrix"],
+        )
+    tradeoffs = {
+        label: numbers["referral_tradeoff"]
+        for label, numbers in (("held-out split", metrics), ("other sources", external or {}))
+        if numbers.get("referral_tradeoff")
+    }
+    rule = metrics.get("referral")
+    if tradeoffs and rule is not None and rule.get("threshold") is not None:
+        paths["referral_tradeoff"] = out / "referral_tradeoff.png"
+        _plot_referral_tradeoff(tradeoffs, rule["threshold"], paths["referral_tradeoff"])
+
+    for optional in ("external_confusion_matrix", "referral_tradeoff"):
+        if optional not in paths:
+            (out / f"{optional}.png").unlink(missing_ok=True)
+
+    return paths
+
+
 def write_evaluation_report(
     out_dir,
     *,
@@ -357,28 +386,7 @@ def write_evaluation_report(
         np.asarray(metrics["confusion_matrix"]), class_names, paths["confusion_matrix"]
     )
 
-    external = metrics.get("external")
-    if external:
-        paths["external_confusion_matrix"] = out / "external_confusion_matrix.png"
-        _plot_confusion_matrix(
-            np.asarray(external["confusion_matrix"]),
-            class_names,
-            paths["external_confusion_matrix"],
-        )
-    tradeoffs = {
-        label: numbers["referral_tradeoff"]
-        for label, numbers in (("held-out split", metrics), ("other sources", external or {}))
-        if numbers.get("referral_tradeoff")
-    }
-    rule = metrics.get("referral")
-    if tradeoffs and rule is not None and rule.get("threshold") is not None:
-        paths["referral_tradeoff"] = out / "referral_tradeoff.png"
-        _plot_referral_tradeoff(tradeoffs, rule["threshold"], paths["referral_tradeoff"])
-
-    for optional in ("external_confusion_matrix", "referral_tradeoff"):
-        if optional not in paths:
-            # As for the curves below: no stale figure of an earlier report beside this summary.
-            (out / f"{optional}.png").unlink(missing_ok=True)
+    paths.update(_external_and_referral_figures(out, metrics, class_names))
 
     paths["per_class"] = out / "per_class.png"
     _plot_per_class(metrics["per_class"], paths["per_class"])

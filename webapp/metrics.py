@@ -11,7 +11,6 @@ and at ``WORKER_METRICS_PORT`` on each inference worker (``workers/health.py``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from time import perf_counter
@@ -99,7 +98,7 @@ class QueueDepth(Collector):
 
 def exposition(*extra: Collector) -> bytes:
     """The text format of every metric of this host (or process), plus ``extra`` collectors."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if settings.PROMETHEUS_MULTIPROC_DIR:
         base = CollectorRegistry()
         multiprocess.MultiProcessCollector(base)
     else:

@@ -21,14 +21,10 @@ CASE_PREFIXES = ("cases/images/", "cases/results/")
 
 def reconcile_jobs() -> dict[str, int]:
     return {
-        **cases_requeue_stuck(in_broker=waiting_first_arguments("inference", CLASSIFY_TASK)),
-        "heatmaps": heatmaps_requeue_stuck(
-            in_broker=waiting_first_arguments("explain", EXPLAIN_TASK)
-        ),
-        "reruns": reruns_requeue_stuck(in_broker=waiting_first_arguments("inference", RERUN_TASK)),
-        "imports": imports_requeue_stuck(
-            in_broker=waiting_first_arguments("training", IMPORT_TASK)
-        ),
+        **cases_requeue_stuck(in_broker=waiting_first_arguments(CLASSIFY_TASK)),
+        "heatmaps": heatmaps_requeue_stuck(in_broker=waiting_first_arguments(EXPLAIN_TASK)),
+        "reruns": reruns_requeue_stuck(in_broker=waiting_first_arguments(RERUN_TASK)),
+        "imports": imports_requeue_stuck(in_broker=waiting_first_arguments(IMPORT_TASK)),
     }
 
 

@@ -33,7 +33,7 @@ from celery.utils.time import timezone
 from celery.worker.request import create_request_cls
 from kombu.asynchronous.timer import to_timestamp
 
-from webapp.config.celery import app, send
+from webapp.config.celery import app, enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -200,11 +200,10 @@ class MicroBatchTask(Task):
         process die in between, the unacknowledged message comes back as well: a duplicate
         that the case's claim turns into a no-op, never a loss."""
         try:
-            send(
+            enqueue(
                 self.name,
-                list(request.args),
+                *request.args,
                 kwargs={**request.kwargs, ALONE: True},
-                queue=request.delivery_info.get("routing_key") or "inference",
                 retries=int(request.request_dict.get("retries") or 0),
             )
         except Exception:

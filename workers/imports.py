@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from ml.bundle import BundleError, unpack_bundle
 from ml.onnx_export import CHECK_IMAGES
+from webapp.errors import NotPermitted
 from webapp.modelops.judging import evaluation_set_current
 from webapp.modelops.models import ImportKind, ImportStatus, ModelImport
-from webapp.modelops.services.common import NotAllowed, require_admin
+from webapp.modelops.services.common import require_admin
 from webapp.modelops.services.imports import model_import_claim, model_import_finish
 from webapp.modelops.services.registry import model_version_register
 from webapp.modelops.snapshots import evaluation_set_materialise
@@ -98,7 +99,7 @@ def import_upload(*, import_id: int) -> str:
                 created_by=record.requested_by,
                 evaluations=evaluations,
             )
-    except NotAllowed:
+    except NotPermitted:
         model_import_finish(
             import_id=import_id,
             status=ImportStatus.FAILED,

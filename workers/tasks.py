@@ -3,7 +3,6 @@
 import logging
 from collections.abc import Callable
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -25,30 +24,21 @@ from webapp.config.celery import (
     RERUN_TASK,
     TRAIN_TASK,
     app,
-    send,
 )
 from webapp.metrics import JOBS
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.services.runs import training_runs_reap_stale
 from webapp.reconcile import reconcile_jobs
-from webapp.storage.store import StorageUnavailable
 from workers.batching import Job, MicroBatchTask
 from workers.evaluation import evaluate_version
 from workers.explain import explain_heatmap
 from workers.imports import import_upload
 from workers.inference import WAITING_FOR_MODEL, classify_cases, rerun_case
 from workers.model_cache import ModelUnavailable
+from workers.retries import POLICY, RETRIED
 from workers.training import fail_runs_of_dead_processes, train_run
 
 logger = logging.getLogger(__name__)
-
-# Faults that go away by themselves: back off and try again.
-TRANSIENT = (StorageUnavailable, OperationalError, InterfaceError, ModelUnavailable)
-
-
-def _backoff(retries: int) -> int:
-    """Seconds before the next try: exponential, capped below the broker's visibility timeout."""
-    return min(5 * 2**retries, settings.CLASSIFY_MAX_BACKOFF)
 
 
 class Classify(MicroBatchTask):
@@ -70,7 +60,7 @@ class Classify(MicroBatchTask):
         case_ids = [int(job.args[0]) for job in jobs]
         try:
             outcomes = classify_cases(case_ids)
-        except (*TRANSIENT, SoftTimeLimitExceeded) as exc:
+        except RETRIED as exc:
             outcomes = dict.fromkeys(case_ids, exc)
         finished = [
             self._finish(job, outcomes[case_id])
@@ -85,38 +75,31 @@ class Classify(MicroBatchTask):
         if not isinstance(outcome, Exception):
             logger.info("case %s: %s", case_id, outcome)
             return outcome
-        if job.retries < self.max_retries:
-            countdown = _backoff(job.retries)
-            _release_quietly(case_id)
-            logger.warning(
-                "case %s: %s: %s; retrying in %ss",
-                case_id,
-                type(outcome).__name__,
-                outcome,
-                countdown,
-            )
-            send(
-                self.name,
-                list(job.args),
-                kwargs=job.kwargs,
-                countdown=countdown,
-                retries=job.retries + 1,
-                queue="inference",
-            )
-            return "retrying"
-        if isinstance(outcome, ModelUnavailable):
-            # The model, not the photo, is at fault: the case stays queued, never run by another
-            # model; a good bundle's activation or the reconciler hands it out again.
-            logger.error("case %s waits: the active model is unusable: %s", case_id, outcome)
-            return WAITING_FOR_MODEL
-        logger.error("case %s failed after %s retries: %s", case_id, job.retries, outcome)
-        case_mark_finished_without_result(
-            case_id=case_id,
-            status=CaseStatus.FAILED,
-            reason="The classification service was unavailable for too long; "
-            "please upload the photo again or contact your clinician.",
+        return POLICY.after_fault(
+            task_name=self.name,
+            args=job.args,
+            kwargs=job.kwargs,
+            retries=job.retries,
+            error=outcome,
+            give_up=lambda error: _classify_give_up(case_id, job.retries, error),
+            before_retry=lambda: _release_quietly(case_id),
         )
-        return "failed"
+
+
+def _classify_give_up(case_id: int, retries: int, error: Exception) -> str:
+    if isinstance(error, ModelUnavailable):
+        # The model, not the photo, is at fault: the case stays queued, never run by another
+        # model; a good bundle's activation or the reconciler hands it out again.
+        logger.error("case %s waits: the active model is unusable: %s", case_id, error)
+        return WAITING_FOR_MODEL
+    logger.error("case %s failed after %s retries: %s", case_id, retries, error)
+    case_mark_finished_without_result(
+        case_id=case_id,
+        status=CaseStatus.FAILED,
+        reason="The classification service was unavailable for too long; "
+        "please upload the photo again or contact your clinician.",
+    )
+    return "failed"
 
 
 classify = app.register_task(Classify())
@@ -145,17 +128,25 @@ ONE_JOB = {
 
 
 def _retrying(task, work: Callable[[], str], give_up: Callable[[str], object]) -> str:
-    """``work()``; on a transient fault, retry the task with back-off, and after the last retry record
-    ``give_up(reason)`` and answer "failed"."""
+    """``work()``; on a transient fault, the job is sent again by the retry policy, and after the
+    last retry ``give_up(reason)`` is recorded and the answer is "failed"."""
     try:
         return work()
-    except (*TRANSIENT, SoftTimeLimitExceeded) as exc:
-        if task.request.retries >= task.max_retries:
-            give_up(f"gave up after retries: {exc}")
+    except RETRIED as exc:
+        request = task.request
+
+        def failed(error: Exception) -> str:
+            give_up(f"gave up after retries: {error}")
             return "failed"
-        countdown = _backoff(task.request.retries)
-        logger.warning("%s: %s; retrying in %ss", task.name, type(exc).__name__, countdown)
-        raise task.retry(exc=exc, countdown=countdown) from exc
+
+        return POLICY.after_fault(
+            task_name=task.name,
+            args=request.args,
+            kwargs=request.kwargs,
+            retries=request.retries,
+            error=exc,
+            give_up=failed,
+        )
 
 
 @app.task(name=RERUN_TASK, **ONE_JOB)
@@ -213,5 +204,5 @@ def reconcile() -> dict:
 @app.task(name=REAP_TASK, acks_late=True, time_limit=120)
 def reap_stale_runs() -> dict:
     found = fail_runs_of_dead_processes()
-    waiting = waiting_first_arguments("training", TRAIN_TASK)
+    waiting = waiting_first_arguments(TRAIN_TASK)
     return {**training_runs_reap_stale(waiting=waiting), "dead_processes": found}

@@ -28,11 +28,12 @@ from ml.progress import TrainingCancelled, TrainingObserver
 from ml.train import train
 from ml.training_config import ConfigError, TrainConfig
 from webapp.cases.selectors import confirmed_case_items
+from webapp.errors import NotPermitted
 from webapp.modelops.bundles import ModelUnavailable
 from webapp.modelops.judging import metric_summary
 from webapp.modelops.models import RUN_IN_PROGRESS, RunStatus, TrainingRun
 from webapp.modelops.selectors import model_version_get_active
-from webapp.modelops.services.common import NotAllowed, require_admin
+from webapp.modelops.services.common import require_admin
 from webapp.modelops.services.registry import model_version_register
 from webapp.modelops.services.runs import (
     training_run_add_artefacts,
@@ -238,7 +239,7 @@ def train_run(*, run_id: int) -> str:
     try:
         # Asked again here, with the stored user: the web request may be days old.
         require_admin(run.requested_by)
-    except NotAllowed:
+    except NotPermitted:
         training_run_finish(
             run_id=run_id,
             status=RunStatus.FAILED,

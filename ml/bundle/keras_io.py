@@ -69,13 +69,7 @@ def save_bundle(
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise BundleError(f"refusing to overwrite existing bundle location {out_dir}")
-    output_classes = int(model.output_shape[-1])
-    if output_classes != len(class_names):
-        raise BundleError(
-            f"model outputs {output_classes} classes but {len(class_names)} class names were given"
-        )
-    if calibration_temperature <= 0:
-        raise BundleError(f"calibration temperature must be > 0, got {calibration_temperature}")
+    _check_savable(model, class_names, calibration_temperature)
     preprocessing = preprocessing or Preprocessing(int(input_size)).describe("unknown")
     recipe = Preprocessing.from_manifest(preprocessing, int(input_size))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -83,12 +77,13 @@ def save_bundle(
     staging.mkdir()
     try:
         model.save(staging / MODEL_FILE)
-        if split is not None:
-            _write_json(staging / SPLIT_FILE, split)
-        if training is not None:
-            _write_json(staging / TRAINING_FILE, training)
-        if metrics is not None:
-            _write_json(staging / METRICS_FILE, metrics)
+        for name, payload in (
+            (SPLIT_FILE, split),
+            (TRAINING_FILE, training),
+            (METRICS_FILE, metrics),
+        ):
+            if payload is not None:
+                _write_json(staging / name, payload)
         onnx = _export_onnx(model, staging, recipe, check_images)
         import tensorflow as tf
 
@@ -119,6 +114,16 @@ def save_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def _check_savable(model: keras.Model, class_names: Sequence[str], temperature: float) -> None:
+    output_classes = int(model.output_shape[-1])
+    if output_classes != len(class_names):
+        raise BundleError(
+            f"model outputs {output_classes} classes but {len(class_names)} class names were given"
+        )
+    if temperature <= 0:
+        raise BundleError(f"calibration temperature must be > 0, got {temperature}")
 
 
 def _export_onnx(

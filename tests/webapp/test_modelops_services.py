@@ -4,6 +4,7 @@ import pytest
 
 from tests.factories import AdminFactory, ClinicianFactory
 from tests.modelops_rows import judged, version_row
+from webapp.errors import NotPermitted
 from webapp.modelops.models import (
     Dataset,
     EvaluationSet,
@@ -11,7 +12,7 @@ from webapp.modelops.models import (
     ModelStatus,
     RunStatus,
 )
-from webapp.modelops.services.common import ModelOpsError, NotAllowed, PromotionRefused
+from webapp.modelops.services.common import ModelOpsError, PromotionRefused
 from webapp.modelops.services.registry import (
     model_version_activate,
     model_version_promote,
@@ -125,11 +126,11 @@ def test_rollback_returns_to_the_model_before_and_says_who_and_why(active, evalu
 def test_only_admins_promote_roll_back_or_train(active, evaluation_set):
     candidate = judged(version_row("new"), evaluation_set, balanced=0.9, melanoma=0.9)
     clinician = ClinicianFactory()
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotPermitted):
         model_version_promote(version=candidate, actor=clinician)
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotPermitted):
         model_version_rollback(actor=clinician, reason="x")
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotPermitted):
         training_run_create(requested_by=clinician, dataset=evaluation_set.dataset)
 
 
@@ -191,7 +192,7 @@ def test_a_rerun_names_what_it_cannot_use(active, make_case, patient):
     with pytest.raises(ModelOpsError, match="no classified cases"):
         rerun_create(version=active, requested_by=admin, recent=10)
     case = make_case(patient)
-    with pytest.raises(NotAllowed):
+    with pytest.raises(NotPermitted):
         rerun_create(version=active, requested_by=patient, case_ids=[str(case.public_id)])
     rerun = rerun_create(version=active, requested_by=admin, case_ids=[str(case.public_id)] * 2)
     assert rerun.results.count() == 1

@@ -4,10 +4,9 @@ and job sends that never look for a result backend."""
 import threading
 
 import redis
-from django.conf import settings
 from django.core.cache import caches
 
-from webapp.config.celery import CLASSIFY_TASK, app, send_quietly
+from webapp.config.celery import CLASSIFY_TASK, app, enqueue_quietly
 from webapp.config.warmup import warm_web_process
 from webapp.storage import store
 
@@ -31,18 +30,18 @@ def test_every_cache_object_of_a_process_shares_one_redis_client():
 
 
 def test_a_job_sent_from_a_new_thread_never_looks_up_a_result_backend(
-    monkeypatch, broker_queue_length
+    monkeypatch, settings, broker_queue_length
 ):
     def no_backend():
         raise AssertionError("a result backend was looked up")
 
     monkeypatch.setattr(app, "_get_backend", no_backend)
     queue = "probe-send-without-backend"
+    # The job goes where the routing table says: here, a queue no worker reads.
+    settings.CELERY_TASK_ROUTES = {CLASSIFY_TASK: {"queue": queue}}
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue)
     sent = []
-    thread = threading.Thread(
-        target=lambda: sent.append(send_quietly(CLASSIFY_TASK, 1, queue=queue))
-    )
+    thread = threading.Thread(target=lambda: sent.append(enqueue_quietly(CLASSIFY_TASK, 1)))
     thread.start()
     thread.join()
     assert sent == [True]

@@ -33,13 +33,13 @@ def test_a_waiting_run_is_left_alone_and_a_lost_one_is_sent_again(
     run = training_run_create(
         requested_by=admin, dataset=registered_dataset, options=TINY_RUN_OPTIONS
     )
-    assert waiting_first_arguments("training", TRAIN_TASK) == {run.pk}
+    assert waiting_first_arguments(TRAIN_TASK) == {run.pk}
     assert reap_stale_runs()["requeued"] == 0
     assert broker.llen("training") == 1
 
     broker.delete("training")  # Redis restarted empty
     assert reap_stale_runs()["requeued"] == 1
-    assert waiting_first_arguments("training", TRAIN_TASK) == {run.pk}
+    assert waiting_first_arguments(TRAIN_TASK) == {run.pk}
     assert reap_stale_runs()["requeued"] == 0
 
 

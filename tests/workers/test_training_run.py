@@ -265,7 +265,8 @@ def test_confirmed_cases_join_the_snapshot_with_their_newest_diagnosis(
     from tests.factories import CareAssignmentFactory, ClinicianFactory
     from tests.images import jpeg_bytes
     from webapp.cases.imaging import normalize_image
-    from webapp.cases.services import CasePermissionDenied, case_create, review_create
+    from webapp.cases.services import case_create, review_create
+    from webapp.errors import NotPermitted
 
     assignment = CareAssignmentFactory()
     clinician, patient = assignment.clinician, assignment.patient
@@ -285,7 +286,7 @@ def test_confirmed_cases_join_the_snapshot_with_their_newest_diagnosis(
     with pytest.raises(ImmutableRecord):
         first_look.save()
     review_create(case=corrected, reviewer=admin, diagnosis="nv", notes="histology: naevus")
-    with pytest.raises(CasePermissionDenied):
+    with pytest.raises(NotPermitted):
         review_create(case=unreviewed, reviewer=ClinicianFactory(), diagnosis="df")
 
     run = training_run_create(

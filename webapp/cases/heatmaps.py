@@ -12,7 +12,7 @@ from ml.heatmaps import WHOLE_PHOTO
 from webapp.accounts.models import User
 from webapp.cases.models import Case, CaseStatus, HeatMap, HeatMapStatus, Prediction
 from webapp.cases.publishing import cases_publish
-from webapp.config.celery import EXPLAIN_TASK, resend_missing, send_quietly
+from webapp.config.celery import EXPLAIN_TASK, enqueue_quietly, resend_missing
 from webapp.errors import ApplicationError, Conflict, NotPermitted
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ ERROR_MAX = 500
 
 
 def explain_enqueue(heatmap_id: int) -> bool:
-    return send_quietly(EXPLAIN_TASK, heatmap_id, queue="explain")
+    return enqueue_quietly(EXPLAIN_TASK, heatmap_id)
 
 
 def _enqueue_after_commit(heatmaps: list[HeatMap]) -> None:

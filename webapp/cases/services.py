@@ -41,7 +41,7 @@ from webapp.cases.selectors import (
     patients_selectable_by,
 )
 from webapp.cases.url_fetch import fetch_url
-from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, resend_missing, send_quietly
+from webapp.config.celery import CLASSIFY_TASK, RERUN_TASK, enqueue_quietly, resend_missing
 from webapp.errors import ApplicationError, Conflict, NotPermitted
 from webapp.metrics import ACCEPT_SECONDS, UPLOADS, timed
 from webapp.modelops.models import ModelVersion
@@ -50,10 +50,6 @@ from webapp.modelops.services.common import ModelOpsError, require_admin
 from webapp.storage import store
 
 logger = logging.getLogger(__name__)
-
-
-class CasePermissionDenied(NotPermitted):
-    pass
 
 
 class InvalidTransition(RuntimeError):
@@ -71,15 +67,13 @@ def classify_enqueue(case_id: int) -> bool:
     failure: the case stays queued and the reconciler (`cases.reconcile`) sends it once the broker is back,
     so an upload is never answered with an error after its case was saved."""
     # By id only: the task re-reads the row, so no ORM object or image ever travels through the broker.
-    return send_quietly(CLASSIFY_TASK, case_id, queue="inference")
+    return enqueue_quietly(CLASSIFY_TASK, case_id)
 
 
 def _check_may_upload_for(uploaded_by: User, patient: User) -> None:
     # One rule for forms, the API and this service: the patients the upload form offers.
     if not patients_selectable_by(uploaded_by).filter(pk=patient.pk).exists():
-        raise CasePermissionDenied(
-            "You may upload only for yourself or for patients assigned to you."
-        )
+        raise NotPermitted("You may upload only for yourself or for patients assigned to you.")
 
 
 def _patient_of(uploaded_by: User, patient: User | None, lesion: Lesion | None) -> User:
@@ -500,9 +494,9 @@ def _delete_objects(keys: list[str], prefix: str) -> None:
 def review_create(*, case: Case, reviewer: User, diagnosis: str, notes: str = "") -> Review:
     """Record a clinician's diagnosis of a case they may see; earlier reviews stay as they were."""
     if not (reviewer.is_clinician or reviewer.is_admin_role):
-        raise CasePermissionDenied("Only clinicians and administrators review cases.")
+        raise NotPermitted("Only clinicians and administrators review cases.")
     if not case_visible_to(reviewer).filter(pk=case.pk).exists():
-        raise CasePermissionDenied("You may review only the cases of patients assigned to you.")
+        raise NotPermitted("You may review only the cases of patients assigned to you.")
     if diagnosis not in CLASSES:
         raise ApplicationError(
             f"Unknown diagnosis {diagnosis!r}; choose one of {', '.join(CLASSES)}.",
@@ -573,7 +567,7 @@ def _uuids(values: list[str]) -> list[uuid.UUID]:
 
 def rerun_enqueue(result_id: int) -> bool:
     # Its row stays queued when the broker is down; the reconciler sends it later.
-    return send_quietly(RERUN_TASK, result_id, queue="inference")
+    return enqueue_quietly(RERUN_TASK, result_id)
 
 
 def reruns_requeue_stuck(*, in_broker: set[int]) -> int:

@@ -29,7 +29,6 @@ from webapp.cases.serializers import LesionSerializer, case_state
 from webapp.cases.services import case_delete, case_upload, rerun_create, review_create
 from webapp.errors import ApplicationError
 from webapp.modelops.selectors import model_version_get
-from webapp.modelops.services.common import ModelOpsError
 from webapp.paging import page_of
 
 
@@ -212,7 +211,7 @@ def rerun_new(request, name):
             recent=form.cleaned_data.get("recent"),
             reason=form.cleaned_data.get("reason", ""),
         )
-    except ModelOpsError as exc:
+    except ApplicationError as exc:
         messages.error(request, str(exc))
         return redirect("modelops:version", name=name)
     return redirect("cases:rerun", public_id=rerun.public_id)

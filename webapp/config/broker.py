@@ -12,7 +12,7 @@ import json
 import redis
 from django.conf import settings
 
-from webapp.config.celery import app
+from webapp.config.celery import app, queue_of
 
 
 def _first_argument(raw: bytes | str, task_name: str):
@@ -28,8 +28,9 @@ def _first_argument(raw: bytes | str, task_name: str):
     return args[0] if args else None
 
 
-def waiting_first_arguments(queue: str, task_name: str) -> set:
-    """The first argument of every ``task_name`` message queued in ``queue`` or held by a worker."""
+def waiting_first_arguments(task_name: str) -> set:
+    """The first argument of every ``task_name`` message queued in its queue or held by a worker."""
+    queue = queue_of(task_name)
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     with app.connection_for_read() as connection:
         channel = connection.default_channel

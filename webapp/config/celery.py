@@ -2,8 +2,10 @@
 
 import logging
 import os
+from fnmatch import fnmatchcase
 
 from celery import Celery
+from django.conf import settings
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
@@ -36,19 +38,38 @@ class _Sent:
         self.id = task_id
 
 
-def send(task_name: str, args: list, **options) -> str:
-    """Send a job by name; its id. Every job leaves through here."""
+def queue_of(task_name: str) -> str:
+    """The queue ``CELERY_TASK_ROUTES`` names for a task, as Celery reads the table: an exact name
+    first, then the patterns in their order."""
+    routes = settings.CELERY_TASK_ROUTES
+    if task_name in routes:
+        return routes[task_name]["queue"]
+    for pattern, route in routes.items():
+        if fnmatchcase(task_name, pattern):
+            return route["queue"]
+    raise LookupError(f"no queue in CELERY_TASK_ROUTES for {task_name!r}")
+
+
+def enqueue(task_name: str, *args, **options) -> str:
+    """Send a job by name to the queue the routing table gives it; its id. Every job leaves
+    through here (a retry passes ``countdown`` and ``retries``)."""
     sent = app.send_task(
-        task_name, args=args, ignore_result=True, result_cls=_Sent, add_to_parent=False, **options
+        task_name,
+        args=list(args),
+        queue=queue_of(task_name),
+        ignore_result=True,
+        result_cls=_Sent,
+        add_to_parent=False,
+        **options,
     )
     return sent.id
 
 
-def send_quietly(task_name: str, *args, queue: str) -> bool:
+def enqueue_quietly(task_name: str, *args) -> bool:
     """Enqueue a job whose row is already committed; False (logged) when the broker is unreachable,
     for the reconciler to send later. Never raises for a broker outage: the caller's work is saved."""
     try:
-        send(task_name, list(args), queue=queue)
+        enqueue(task_name, *args)
     except (OperationalError, RedisError, OSError) as exc:
         logger.warning("broker unreachable, %s%s not sent now: %s", task_name, list(args), exc)
         return False
@@ -64,10 +85,10 @@ def resend_missing(ids, in_broker: set, send) -> int:
     return len(lost)
 
 
-def send_or_refuse(task_name: str, *args, queue: str) -> None:
+def enqueue_or_refuse(task_name: str, *args) -> None:
     """Enqueue a job that no row tracks (nothing would send it later): with the broker down, the
     request is refused with 503 and nothing was started."""
-    if not send_quietly(task_name, *args, queue=queue):
+    if not enqueue_quietly(task_name, *args):
         raise Unavailable(
             "The job queue cannot be reached, so nothing was started; try again soon."
         )

@@ -273,6 +273,11 @@ URL_FETCH_ALLOWED_NETWORKS = [
 # --- Metrics and health -----------------------------------------------------------------------------
 # Prometheus scrapes /metrics with this bearer token (empty: administrators' sessions only).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Set (by `make run` and the images) where several processes share one host's metrics.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+# The first admin account (`manage.py ensure_admin`); no password: one is generated and printed.
+ADMIN_USERNAME = os.environ.get("ADMIN_USERNAME", "admin")
+ADMIN_PASSWORD = os.environ.get("ADMIN_PASSWORD", "")
 # Each inference worker serves /metrics and /healthz on this port (0: not served).
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
 # Inference children note here which model version they hold warm; the health check reads it.

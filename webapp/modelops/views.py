@@ -23,7 +23,6 @@ from webapp.modelops.selectors import (
     training_run_state,
     training_runs_list,
 )
-from webapp.modelops.services.common import ModelOpsError
 from webapp.modelops.services.datasets import dataset_register
 from webapp.modelops.services.imports import model_import_create
 from webapp.modelops.services.registry import (
@@ -84,7 +83,7 @@ def run_new(request):
                 options=form.options(),
                 include_confirmed_cases=form.cleaned_data["include_confirmed_cases"],
             )
-        except ModelOpsError as exc:
+        except ApplicationError as exc:
             form.add_error(None, str(exc))
         else:
             return redirect("modelops:run", public_id=run.public_id)
@@ -118,7 +117,7 @@ def run_cancel(request, public_id):
     run = training_run_get(public_id=public_id)
     try:
         training_run_cancel(run=run, requested_by=request.user)
-    except ModelOpsError as exc:
+    except ApplicationError as exc:
         messages.error(request, str(exc))
     else:
         messages.info(request, "Cancel requested: the run stops at its next batch.")
@@ -131,7 +130,7 @@ def run_repeat(request, public_id):
     run = training_run_get(public_id=public_id)
     try:
         repeat = training_run_repeat(run=run, requested_by=request.user)
-    except ModelOpsError as exc:
+    except ApplicationError as exc:
         messages.error(request, str(exc))
         return redirect("modelops:run", public_id=public_id)
     return redirect("modelops:run", public_id=repeat.public_id)
@@ -193,7 +192,7 @@ def version_promote(request, name):
         model_version_promote(
             version=version, actor=request.user, reason=form.cleaned_data.get("reason", "")
         )
-    except ModelOpsError as exc:
+    except ApplicationError as exc:
         messages.error(request, str(exc))
         return redirect("modelops:version", name=name)
     messages.success(request, f"{version.name} is now the active model; new uploads use it.")
@@ -222,7 +221,7 @@ def rollback(request):
         event = model_version_rollback(
             actor=request.user, reason=form.cleaned_data.get("reason", "")
         )
-    except ModelOpsError as exc:
+    except ApplicationError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Rolled back: {event.version.name} is the active model again.")
@@ -236,7 +235,7 @@ def dataset_new(request):
     if request.method == "POST" and form.is_valid():
         try:
             dataset_register(created_by=request.user, **form.cleaned_data)
-        except ModelOpsError as exc:
+        except ApplicationError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Dataset {form.cleaned_data['name']} registered.")
@@ -259,7 +258,7 @@ def import_new(request):
                 input_scale=form.cleaned_data["input_scale"],
                 name=form.cleaned_data["name"],
             )
-        except ModelOpsError as exc:
+        except ApplicationError as exc:
             form.add_error(None, str(exc))
         except store.StorageUnavailable as exc:
             return render(

@@ -266,8 +266,9 @@ def delete_prefix_quietly(prefix: str) -> int:
 # --- the bucket -----------------------------------------------------------------------------------
 
 
-def s3_client(endpoint_url: str, access_key: str, secret_key: str, region: str | None = None):
-    """A plain boto3 client, for bucket administration before Django's storage is configured."""
+def s3_client(endpoint_url: str, access_key: str, secret_key: str, region: str = "us-east-1"):
+    """A plain boto3 client, for bucket administration before Django's storage is configured
+    (``S3_REGION`` in settings; a local S3 server ignores it)."""
     import boto3
     from botocore.config import Config
 
@@ -276,7 +277,7 @@ def s3_client(endpoint_url: str, access_key: str, secret_key: str, region: str |
         endpoint_url=endpoint_url,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
-        region_name=region or os.environ.get("S3_REGION", "us-east-1"),
+        region_name=region,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
     )
 

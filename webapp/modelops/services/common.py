@@ -6,7 +6,7 @@ import logging
 import re
 
 from webapp.accounts.models import User
-from webapp.errors import ApplicationError
+from webapp.errors import ApplicationError, Conflict, NotPermitted
 
 logger = logging.getLogger(__name__)
 
@@ -18,23 +18,17 @@ class ModelOpsError(ApplicationError):
     """An expected refusal of a model operation; the message is for the person who asked."""
 
 
-class NotAllowed(ModelOpsError):
-    status = 403
-
-
-class PromotionRefused(ModelOpsError):
-    status = 409
-
+class PromotionRefused(ModelOpsError, Conflict):
     def __init__(self, message: str, gate: dict) -> None:
         super().__init__(message, gate=gate)
         self.gate = gate
 
 
-class InvalidRunState(ModelOpsError):
-    status = 409
+class InvalidRunState(ModelOpsError, Conflict):
+    pass
 
 
 def require_admin(user: User | None) -> None:
     """Only administrators retrain, promote and roll back; tasks check again with the stored user."""
     if user is None or not user.is_authenticated or not user.is_active or not user.is_admin_role:
-        raise NotAllowed("Only administrators may train, import, promote or roll back models.")
+        raise NotPermitted("Only administrators may train, import, promote or roll back models.")

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ml.preprocess import INPUT_SCALINGS
 from webapp.accounts.models import User
-from webapp.config.celery import IMPORT_TASK, resend_missing, send_quietly
+from webapp.config.celery import IMPORT_TASK, enqueue_quietly, resend_missing
 from webapp.modelops.models import (
     ImportKind,
     ImportStatus,
@@ -42,7 +42,7 @@ IMPORT_FILES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
 
 def import_enqueue(import_id: int) -> bool:
     # Its row stays queued when the broker is down; the reconciler sends it later.
-    return send_quietly(IMPORT_TASK, import_id, queue="training")
+    return enqueue_quietly(IMPORT_TASK, import_id)
 
 
 def imports_requeue_stuck(*, in_broker: set[int]) -> int:

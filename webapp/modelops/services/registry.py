@@ -12,7 +12,7 @@ from django.utils import timezone
 from ml.bundle import BundleError, pack_bundle, read_manifest
 from ml.classes import CLASSES
 from webapp.accounts.models import User
-from webapp.config.celery import EVALUATE_TASK, send_or_refuse
+from webapp.config.celery import EVALUATE_TASK, enqueue_or_refuse
 from webapp.modelops.judging import promotion_gate
 from webapp.modelops.models import (
     ModelEvaluation,
@@ -208,4 +208,4 @@ def model_version_request_evaluation(*, version: ModelVersion, requested_by: Use
 
 def model_version_queue_evaluation(*, version: ModelVersion) -> None:
     """Queue ``version``'s evaluation on every set it lacks numbers on, once the caller commits."""
-    transaction.on_commit(lambda: send_or_refuse(EVALUATE_TASK, version.pk, queue="training"))
+    transaction.on_commit(lambda: enqueue_or_refuse(EVALUATE_TASK, version.pk))

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ml.training_config import ConfigError, TrainConfig, preset_options
 from webapp.accounts.models import User
-from webapp.config.celery import TRAIN_TASK, send_quietly
+from webapp.config.celery import TRAIN_TASK, enqueue_quietly
 from webapp.live import push_states
 from webapp.modelops.models import (
     RUN_IN_PROGRESS,
@@ -90,7 +90,7 @@ def training_options(*, preset: str, options: dict) -> dict:
 def _enqueue_training(run_id: int) -> None:
     # By id only: the worker re-reads the row (and who asked) before it trains anything. With the broker
     # down the run stays queued, and the reaper sends it after TRAINING_REQUEUE_AFTER.
-    send_quietly(TRAIN_TASK, run_id, queue="training")
+    enqueue_quietly(TRAIN_TASK, run_id)
 
 
 def training_run_create(

@@ -1,6 +1,6 @@
-import os
 import secrets
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from webapp.accounts.models import Role, User
@@ -16,12 +16,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if User.objects.filter(is_superuser=True).exists():
             return
-        username = os.environ.get("ADMIN_USERNAME", "admin")
-        password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        username = settings.ADMIN_USERNAME
+        password = settings.ADMIN_PASSWORD or secrets.token_urlsafe(12)
         user_create(username=username, password=password, role=Role.ADMIN)
         self.stdout.write(self.style.SUCCESS("Created the admin account (shown only this once):"))
         self.stdout.write(f"  username: {username}")
-        if "ADMIN_PASSWORD" in os.environ:
+        if settings.ADMIN_PASSWORD:
             self.stdout.write("  password: the value of ADMIN_PASSWORD")
         else:
             self.stdout.write(f"  password: {password}")

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.modelops.services.common import ModelOpsError
+from webapp.errors import ApplicationError
 from webapp.modelops.services.external_sets import external_set_register
 
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
                 description=description,
                 say=lambda message: self.stdout.write(message),
             )
-        except ModelOpsError as exc:
+        except ApplicationError as exc:
             raise CommandError(f"Refused {folder}: {exc}") from exc
         self.stdout.write(
             self.style.SUCCESS(

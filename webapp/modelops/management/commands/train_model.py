@@ -6,9 +6,9 @@ from django.utils.text import slugify
 
 from ml.training_config import add_training_options
 from webapp.accounts.models import Role, User
+from webapp.errors import ApplicationError
 from webapp.modelops.models import Dataset, DatasetLocation, ModelVersion, RunStatus, TrainingRun
 from webapp.modelops.selectors import model_version_get_active
-from webapp.modelops.services.common import ModelOpsError
 from webapp.modelops.services.datasets import dataset_register
 from webapp.modelops.services.registry import model_version_promote
 from webapp.modelops.services.runs import REQUESTABLE_OPTIONS, training_run_create
@@ -53,7 +53,7 @@ class Command(BaseCommand):
                 preset=options.get("preset") or "",
                 options={k: v for k, v in options.items() if k in REQUESTABLE_OPTIONS},
             )
-        except ModelOpsError as exc:
+        except ApplicationError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Queued training run {run.public_id} on dataset {dataset.name}.")
         if not options["wait"]:

@@ -1,0 +1,65 @@
+"""The code's shape, checked: settings are the one reader of the environment, modules stay small
+and functions short (docs/architecture.md). The allowances name what is still to be split."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("webapp", "workers", "ml", "deploy", "bench")
+MAX_MODULE_LINES = 450  # under webapp/
+MAX_FUNCTION_LINES = 80
+# Still to be split (issue 20); each leaves this list when it is.
+LONG_MODULES = {"webapp/cases/services.py", "webapp/cases/url_fetch.py"}
+LONG_FUNCTIONS: set[str] = set()
+ENVIRONMENT = {"os.environ", "os.getenv"}
+ENTRY_POINT_LINE = 'os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.config.settings")'
+
+
+def _modules(*roots: str) -> list[Path]:
+    return [
+        path
+        for root in roots
+        for path in sorted((ROOT / root).rglob("*.py"))
+        if "migrations" not in path.parts
+    ]
+
+
+def _name(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def test_only_settings_read_the_environment():
+    readers = []
+    for path in _modules("webapp"):
+        if _name(path) == "webapp/config/settings.py":
+            continue
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse(path.read_text())):
+            reads = isinstance(node, ast.Attribute) and ast.unparse(node) in ENVIRONMENT
+            # An entry point may name its settings module; nothing else reads the environment.
+            if reads and ENTRY_POINT_LINE not in lines[node.lineno - 1]:
+                readers.append(f"{_name(path)}:{node.lineno}")
+    assert readers == []
+
+
+def test_no_webapp_module_is_over_its_length():
+    long = {
+        _name(path)
+        for path in _modules("webapp")
+        if len(path.read_text().splitlines()) > MAX_MODULE_LINES
+    }
+    assert long <= LONG_MODULES, f"over {MAX_MODULE_LINES} lines: {sorted(long - LONG_MODULES)}"
+    assert long >= LONG_MODULES, f"now short, take them off the list: {LONG_MODULES - long}"
+
+
+def test_no_function_outside_the_tests_is_over_its_length():
+    long = set()
+    for path in _modules(*SOURCES):
+        for node in ast.walk(ast.parse(path.read_text())):
+            is_function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            if is_function and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES:
+                long.add(f"{_name(path)}:{node.name}")
+    assert long <= LONG_FUNCTIONS, (
+        f"over {MAX_FUNCTION_LINES} lines: {sorted(long - LONG_FUNCTIONS)}"
+    )
+    assert long >= LONG_FUNCTIONS, f"now short, take them off the list: {LONG_FUNCTIONS - long}"
