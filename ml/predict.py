@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.answer import Answer
 from ml.bundle import open_bundle
 from ml.engines import Engine, open_engine
 from ml.recipe import ServingRecipe
@@ -66,6 +67,13 @@ class Predictor:
     def top_class(self, probabilities: dict[str, float]) -> str:
         """The class a result names, by this bundle's top-class rule."""
         return self.recipe.rules.top_class_of(probabilities)
+
+    def answer(self, probabilities: np.ndarray, latency_ms: int) -> Answer:
+        """One photo's row of ``predict_batch`` as an answer, decided by this bundle's rules."""
+        by_class = {n: float(p) for n, p in zip(self.class_names, probabilities, strict=True)}
+        return Answer(
+            by_class, self.top_class(by_class), self.decide(by_class), self.engine_name, latency_ms
+        )
 
     def model_input(self, blob: bytes) -> np.ndarray:
         """One encoded image as this model's input; raises ``ImageDecodeError`` on bad bytes."""

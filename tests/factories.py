@@ -1,5 +1,7 @@
 import factory
 
+from ml.answer import Answer
+from ml.referral import ReferralRule, decide
 from webapp.accounts.models import CareAssignment, Role, User
 
 PASSWORD = "correct-horse-battery-9"
@@ -37,3 +39,22 @@ class CareAssignmentFactory(factory.django.DjangoModelFactory):
 
     clinician = factory.SubFactory(ClinicianFactory)
     patient = factory.SubFactory(UserFactory)
+
+
+def answer_for(
+    probabilities: dict[str, float],
+    *,
+    rule: ReferralRule | None = None,
+    latency_ms: int = 5,
+    engine: str = "onnxruntime-cpu",
+    top_class: str | None = None,
+) -> Answer:
+    """A model's answer for one photo as a worker makes it: decided by ``rule`` (none: refer),
+    naming ``top_class`` or else the most probable class."""
+    return Answer(
+        dict(probabilities),
+        top_class or max(probabilities, key=probabilities.get),
+        decide(probabilities, rule),
+        engine,
+        latency_ms,
+    )

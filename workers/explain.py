@@ -9,13 +9,9 @@ from ml.preprocess import ImageDecodeError
 from webapp.cases.heatmaps import heatmap_claim, heatmap_fail, heatmap_record
 from webapp.storage import store
 from workers.model_cache import get_explainer
+from workers.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
-
-DONE = "done"
-FAILED = "failed"
-GONE = "gone"
-ALREADY_FINISHED = "already-finished"
 
 
 def explain_heatmap(*, heatmap_id: int) -> str:
@@ -27,13 +23,13 @@ def explain_heatmap(*, heatmap_id: int) -> str:
     """
     heatmap = heatmap_claim(heatmap_id=heatmap_id)
     if heatmap is None:
-        return ALREADY_FINISHED
+        return Outcome.ALREADY_FINISHED
     if heatmap.attempts > settings.CLASSIFY_MAX_ATTEMPTS:
         heatmap_fail(
             heatmap_id=heatmap_id,
             error=f"Making it stopped its worker {heatmap.attempts - 1} times.",
         )
-        return FAILED
+        return Outcome.FAILED
     prediction = heatmap.prediction
     case, version = prediction.case, prediction.model_version
     try:
@@ -42,14 +38,14 @@ def explain_heatmap(*, heatmap_id: int) -> str:
         heat = explainer.explain_bytes(photo, heatmap.target_class)
     except GradCamError as exc:
         heatmap_fail(heatmap_id=heatmap_id, error=f"This model cannot be explained: {exc}")
-        return FAILED
+        return Outcome.FAILED
     except ImageDecodeError as exc:
         heatmap_fail(heatmap_id=heatmap_id, error=f"The stored photo could not be read: {exc}")
-        return FAILED
+        return Outcome.FAILED
     except store.ObjectMissing:
         # The case was deleted meanwhile (its heat map row went with it) or its photo is gone.
         heatmap_fail(heatmap_id=heatmap_id, error="The stored photo is gone.")
-        return GONE
+        return Outcome.GONE
     key = store.case_heatmap_key(case.public_id, version.name)
     png = overlay_png(heat.grid, case.image_width, case.image_height, heat.region)
     store.put(key, png, what=f"the heat map of case {case.public_id}")
@@ -60,6 +56,6 @@ def explain_heatmap(*, heatmap_id: int) -> str:
     ):
         # Deleted while it was being made: leave nothing of the case behind.
         store.delete_quietly(key)
-        return GONE
+        return Outcome.GONE
     logger.info("heat map of case %s: %s on %s", case.public_id, heatmap.target_class, heat.layer)
-    return DONE
+    return Outcome.DONE

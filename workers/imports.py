@@ -25,12 +25,9 @@ from webapp.modelops.services.registry import model_version_register
 from webapp.modelops.snapshots import evaluation_set_materialise
 from webapp.storage import store
 from workers.evaluation import evaluate_bundle_on_set
+from workers.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
-
-NOT_QUEUED = "not-queued"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
 
 
 def _check_images(evaluation_set) -> list[Path]:
@@ -69,7 +66,7 @@ def _bundle_from_uploads(
 def import_upload(*, import_id: int) -> str:
     record = model_import_claim(import_id=import_id)
     if record is None:
-        return NOT_QUEUED
+        return Outcome.NOT_QUEUED
     try:
         require_admin(record.requested_by)
         with tempfile.TemporaryDirectory(prefix="skinsight-import-") as scratch:
@@ -105,10 +102,10 @@ def import_upload(*, import_id: int) -> str:
             status=ImportStatus.FAILED,
             reason=f"Refused: {record.requested_by.username} is not (or no longer) an administrator.",
         )
-        return FAILED
+        return Outcome.FAILED
     except (BundleError, store.StorageUnavailable) as exc:
         model_import_finish(import_id=import_id, status=ImportStatus.FAILED, reason=str(exc))
-        return FAILED
+        return Outcome.FAILED
     except Exception as exc:
         logger.exception("model import %s failed unexpectedly", import_id)
         model_import_finish(
@@ -116,7 +113,7 @@ def import_upload(*, import_id: int) -> str:
             status=ImportStatus.FAILED,
             reason=f"Unexpected error: {type(exc).__name__}: {exc}. The worker log has the details.",
         )
-        return FAILED
+        return Outcome.FAILED
     finally:
         for key in record.uploads.values():
             store.delete_quietly(key)
@@ -131,4 +128,4 @@ def import_upload(*, import_id: int) -> str:
         reason=f"Registered as candidate {version.name}; {judged}.",
         version=version,
     )
-    return SUCCEEDED
+    return Outcome.SUCCEEDED

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
+from ml.answer import Answer
 from ml.preprocess import ImageDecodeError
-from ml.referral import Decision
 from webapp.cases.models import Case, CaseStatus
 from webapp.cases.services import (
-    ClassifierAnswer,
     case_claim_for_classification,
     case_mark_finished_without_result,
     case_record_predictions,
@@ -26,24 +25,9 @@ from webapp.modelops.models import ModelVersion
 from webapp.modelops.selectors import model_version_get_active
 from webapp.storage import store
 from workers.model_cache import get_predictor
+from workers.outcomes import JobOutcome, Outcome
 
 logger = logging.getLogger(__name__)
-
-WAITING_FOR_MODEL = "waiting-for-model"
-ALREADY_FINISHED = "already-finished"
-DONE = "done"
-REJECTED = "rejected"
-FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Answer:
-    probabilities: dict[str, float]
-    latency_ms: int
-    engine: str
-    decision: Decision
-    # The class the result names, by the bundle's top-class rule.
-    top_class: str
 
 
 class UnreadablePhoto(ValueError):
@@ -56,7 +40,7 @@ def predict_stored_photo(case: Case, version: ModelVersion, predictor) -> Answer
     started = time.perf_counter()
     batch = _model_input(predictor, data)[np.newaxis]
     probabilities = predictor.predict_batch(batch)[0]
-    return _answer(predictor, probabilities, _ms_since(started))
+    return predictor.answer(probabilities, _ms_since(started))
 
 
 def _model_input(predictor, data: bytes) -> np.ndarray:
@@ -64,18 +48,6 @@ def _model_input(predictor, data: bytes) -> np.ndarray:
         return predictor.model_input(data)
     except ImageDecodeError as exc:
         raise UnreadablePhoto(f"The stored image could not be read: {exc}") from exc
-
-
-def _answer(predictor, probabilities, latency_ms: int) -> Answer:
-    class_names = predictor.manifest["class_names"]
-    by_class = {name: float(p) for name, p in zip(class_names, probabilities, strict=True)}
-    return Answer(
-        by_class,
-        latency_ms,
-        predictor.engine_name,
-        predictor.decide(by_class),
-        predictor.top_class(by_class),
-    )
 
 
 def _ms_since(started: float) -> int:
@@ -103,13 +75,7 @@ def _result_json(case: Case, version: ModelVersion, answer: Answer, **extra) -> 
         "case": str(case.public_id),
         "model_version": version.name,
         "architecture": version.architecture,
-        "probabilities": answer.probabilities,
-        "top_class": answer.top_class,
-        "latency_ms": answer.latency_ms,
-        "engine": answer.engine,
-        "refer": answer.decision.refer,
-        "refer_reasons": list(answer.decision.reasons),
-        "malignant_probability": answer.decision.malignant_probability,
+        **answer.as_json(),
         **extra,
     }
 
@@ -123,10 +89,10 @@ class _Claimed:
     prepare_ms: int = 0
 
 
-def _claim(case_id: int) -> Case | str:
+def _claim(case_id: int) -> Case | Outcome:
     case = case_claim_for_classification(case_id=case_id)
     if case is None:
-        return ALREADY_FINISHED
+        return Outcome.ALREADY_FINISHED
     if case.attempts > settings.CLASSIFY_MAX_ATTEMPTS:
         case_mark_finished_without_result(
             case_id=case_id,
@@ -134,36 +100,37 @@ def _claim(case_id: int) -> Case | str:
             reason=f"Classification stopped its worker {case.attempts - 1} times; "
             "a clinician will look at this photo instead.",
         )
-        return FAILED
+        return Outcome.FAILED
     return case
 
 
 def classify_cases(case_ids: list[int]) -> dict[int, str | Exception]:
     """Classify a batch of cases with one model call; every case gets its own outcome.
 
-    The outcome is DONE, REJECTED (its photo does not decode), FAILED, ALREADY_FINISHED,
-    WAITING_FOR_MODEL, or the exception that stopped that case alone (the task retries it).
+    The outcome is Outcome.DONE, Outcome.REJECTED (its photo does not decode), Outcome.FAILED, Outcome.ALREADY_FINISHED,
+    Outcome.WAITING_FOR_MODEL, or the exception that stopped that case alone (the task retries it).
     Raises only for what concerns the whole batch (the active model cannot be loaded).
     """
     version = model_version_get_active()
     if version is None:
         # The cases stay queued; activating a model enqueues every waiting case.
         logger.info("%s case(s) wait: no model is active", len(case_ids))
-        return dict.fromkeys(case_ids, WAITING_FOR_MODEL)
+        return dict.fromkeys(case_ids, JobOutcome(Outcome.WAITING_FOR_MODEL))
     # Load before claiming, so a broken bundle leaves the cases queued rather than half-run.
     predictor = get_predictor(version)
-    outcomes: dict[int, str | Exception] = {}
+    outcomes: dict[int, Outcome | Exception] = {}
     jobs: dict[int, _Claimed] = {}
     for case_id in case_ids:
         claimed = _claim(case_id)
-        if isinstance(claimed, str):
+        if isinstance(claimed, Outcome):
             outcomes[case_id] = claimed
         else:
             jobs[case_id] = _Claimed(claimed)
     timings = {"jobs": len(case_ids)}
     BATCH_SIZE.observe(len(case_ids))
     try:
-        return _classify_claimed(version, predictor, jobs, outcomes, timings)
+        ended = _classify_claimed(version, predictor, jobs, outcomes, timings)
+        return {case_id: JobOutcome.of(outcome) for case_id, outcome in ended.items()}
     finally:
         logger.info("batch %s", " ".join(f"{k}={v}" for k, v in timings.items()))
 
@@ -172,9 +139,9 @@ def _classify_claimed(
     version: ModelVersion,
     predictor,
     jobs: dict[int, _Claimed],
-    outcomes: dict[int, str | Exception],
+    outcomes: dict[int, Outcome | Exception],
     timings: dict[str, int],
-) -> dict[int, str | Exception]:
+) -> dict[int, Outcome | Exception]:
     def prepare(job: _Claimed) -> None:
         data = store.read(job.case.image_key, what=f"the photo of case {job.case.public_id}")
         started = time.perf_counter()
@@ -190,14 +157,14 @@ def _classify_claimed(
             case_mark_finished_without_result(
                 case_id=case_id, status=CaseStatus.REJECTED, reason=str(exc)
             )
-            outcomes[case_id] = REJECTED
+            outcomes[case_id] = Outcome.REJECTED
     if not ready:
         return outcomes
 
     with stage_timer(timings, "infer"):
         probabilities = predictor.predict_batch(np.stack([job.pixels for job in ready.values()]))
     answers = {
-        case_id: _answer(predictor, row, job.prepare_ms + timings["infer"])
+        case_id: predictor.answer(row, job.prepare_ms + timings["infer"])
         for (case_id, job), row in zip(ready.items(), probabilities, strict=True)
     }
 
@@ -227,48 +194,32 @@ def _classify_claimed(
     with stage_timer(timings, "record"):
         recorded = case_record_predictions(
             model_version=version,
-            answers=[
-                ClassifierAnswer(
-                    case_id=case_id,
-                    probabilities=answer.probabilities,
-                    latency_ms=answer.latency_ms,
-                    engine=answer.engine,
-                    decision=answer.decision,
-                    top_class=answer.top_class,
-                    result_key=keys[case_id],
-                )
-                for case_id, answer in answers.items()
-            ],
+            answers=answers,
             results_written=results_written,
         )
-    outcomes.update({k: v if isinstance(v, Exception) else DONE for k, v in recorded.items()})
+    outcomes.update(
+        {k: v if isinstance(v, Exception) else Outcome.DONE for k, v in recorded.items()}
+    )
     return outcomes
 
 
-def rerun_case(*, result_id: int) -> str:
+def rerun_case(*, result_id: int) -> Outcome:
     """Classify one case of a re-run with the re-run's version; its own prediction stays as it is."""
     result = rerun_claim(result_id=result_id)
     if result is None:
-        return ALREADY_FINISHED
+        return Outcome.ALREADY_FINISHED
     version = result.rerun.model_version
     predictor = get_predictor(version)
     try:
         answer = predict_stored_photo(result.case, version, predictor)
     except UnreadablePhoto as exc:
         rerun_record(result_id=result_id, error=str(exc))
-        return FAILED
+        return Outcome.FAILED
     key = store.rerun_result_key(result.rerun.public_id, result.case.public_id)
     store.put_json(
         key,
         _result_json(result.case, version, answer, rerun=str(result.rerun.public_id)),
         what=f"the re-run result of case {result.case.public_id}",
     )
-    rerun_record(
-        result_id=result_id,
-        probabilities=answer.probabilities,
-        latency_ms=answer.latency_ms,
-        engine=answer.engine,
-        result_key=key,
-        top_class=answer.top_class,
-    )
-    return DONE
+    rerun_record(result_id=result_id, answer=answer, result_key=key)
+    return Outcome.DONE

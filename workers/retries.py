@@ -20,13 +20,13 @@ from django.db import InterfaceError, OperationalError
 from webapp.config.celery import enqueue
 from webapp.modelops.bundles import ModelUnavailable
 from webapp.storage.store import StorageUnavailable
+from workers.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
 
 # Faults that go away by themselves: back off and try again.
 TRANSIENT = (StorageUnavailable, OperationalError, InterfaceError, ModelUnavailable)
 RETRIED = (*TRANSIENT, SoftTimeLimitExceeded)
-RETRYING = "retrying"
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class RetryPolicy:
             task_name, list(args), type(error).__name__, error, countdown,
         )  # fmt: skip
         enqueue(task_name, *args, kwargs=kwargs, countdown=countdown, retries=retries + 1)
-        return RETRYING
+        return Outcome.RETRYING
 
 
 POLICY = RetryPolicy(settings.CLASSIFY_MAX_RETRIES, settings.CLASSIFY_MAX_BACKOFF)

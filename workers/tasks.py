@@ -33,8 +33,9 @@ from workers.batching import Job, MicroBatchTask
 from workers.evaluation import evaluate_version
 from workers.explain import explain_heatmap
 from workers.imports import import_upload
-from workers.inference import WAITING_FOR_MODEL, classify_cases, rerun_case
+from workers.inference import classify_cases, rerun_case
 from workers.model_cache import ModelUnavailable
+from workers.outcomes import JobOutcome, Outcome
 from workers.retries import POLICY, RETRIED
 from workers.training import fail_runs_of_dead_processes, train_run
 
@@ -61,7 +62,7 @@ class Classify(MicroBatchTask):
         try:
             outcomes = classify_cases(case_ids)
         except RETRIED as exc:
-            outcomes = dict.fromkeys(case_ids, exc)
+            outcomes = dict.fromkeys(case_ids, JobOutcome.of(exc))
         finished = [
             self._finish(job, outcomes[case_id])
             for job, case_id in zip(jobs, case_ids, strict=True)
@@ -70,17 +71,17 @@ class Classify(MicroBatchTask):
             JOBS.labels(outcome).inc()
         return finished
 
-    def _finish(self, job: Job, outcome: str | Exception) -> str:
+    def _finish(self, job: Job, ended: JobOutcome) -> str:
         case_id = int(job.args[0])
-        if not isinstance(outcome, Exception):
-            logger.info("case %s: %s", case_id, outcome)
-            return outcome
+        if ended.fault is None:
+            logger.info("case %s: %s", case_id, ended.outcome)
+            return ended.outcome
         return POLICY.after_fault(
             task_name=self.name,
             args=job.args,
             kwargs=job.kwargs,
             retries=job.retries,
-            error=outcome,
+            error=ended.fault,
             give_up=lambda error: _classify_give_up(case_id, job.retries, error),
             before_retry=lambda: _release_quietly(case_id),
         )
@@ -91,7 +92,7 @@ def _classify_give_up(case_id: int, retries: int, error: Exception) -> str:
         # The model, not the photo, is at fault: the case stays queued, never run by another
         # model; a good bundle's activation or the reconciler hands it out again.
         logger.error("case %s waits: the active model is unusable: %s", case_id, error)
-        return WAITING_FOR_MODEL
+        return Outcome.WAITING_FOR_MODEL
     logger.error("case %s failed after %s retries: %s", case_id, retries, error)
     case_mark_finished_without_result(
         case_id=case_id,
@@ -99,7 +100,7 @@ def _classify_give_up(case_id: int, retries: int, error: Exception) -> str:
         reason="The classification service was unavailable for too long; "
         "please upload the photo again or contact your clinician.",
     )
-    return "failed"
+    return Outcome.FAILED
 
 
 classify = app.register_task(Classify())
@@ -137,7 +138,7 @@ def _retrying(task, work: Callable[[], str], give_up: Callable[[str], object]) -
 
         def failed(error: Exception) -> str:
             give_up(f"gave up after retries: {error}")
-            return "failed"
+            return Outcome.FAILED
 
         return POLICY.after_fault(
             task_name=task.name,
@@ -184,9 +185,9 @@ def train(run_id: int) -> str:
 def evaluate(version_id: int) -> str:
     version = ModelVersion.objects.filter(pk=version_id).first()
     if version is None:
-        return "gone"
+        return Outcome.GONE
     evaluate_version(version)
-    return "evaluated"
+    return Outcome.DONE
 
 
 @app.task(name=IMPORT_TASK, acks_late=False, time_limit=settings.TRAINING_TIME_LIMIT)

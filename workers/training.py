@@ -49,13 +49,10 @@ from webapp.modelops.services.runs import (
 from webapp.modelops.snapshots import data_freeze
 from webapp.storage import store
 from workers.evaluation import evaluate_bundle_on_set, evaluate_version
+from workers.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
 
-NOT_QUEUED = "not-queued"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
 
 # Progress is written to the row (and pushed) at most this often between epochs.
 PROGRESS_INTERVAL_SECONDS = 1.0
@@ -235,7 +232,7 @@ def train_run(*, run_id: int) -> str:
         logger.info(
             "training run %s is not queued (taken, cancelled or gone); nothing to do", run_id
         )
-        return NOT_QUEUED
+        return Outcome.NOT_QUEUED
     try:
         # Asked again here, with the stored user: the web request may be days old.
         require_admin(run.requested_by)
@@ -246,13 +243,13 @@ def train_run(*, run_id: int) -> str:
             reason=f"Refused: {run.requested_by.username}, who asked for this run, is not (or no "
             "longer) an active administrator.",
         )
-        return FAILED
+        return Outcome.FAILED
     log = RunLog(run)
     heartbeat = Heartbeat(run_id)
     heartbeat.start()
     observer = RunObserver(run, heartbeat, log)
     scratch = Path(settings.TRAINING_WORK_DIR) / "runs" / str(run.public_id)
-    outcome = FAILED
+    outcome = Outcome.FAILED
     try:
         outcome = _execute(run, observer, scratch)
     except TrainingCancelled as exc:
@@ -264,7 +261,7 @@ def train_run(*, run_id: int) -> str:
             status=RunStatus.CANCELLED,
             reason=f"Cancelled by {who}: the run {exc}. Nothing was registered.",
         )
-        outcome = CANCELLED
+        outcome = Outcome.CANCELLED
     except DatasetProblems as exc:
         observer.stage(f"the data has {len(exc.problems)} problem(s); nothing was trained")
         training_run_finish(
@@ -290,7 +287,7 @@ def train_run(*, run_id: int) -> str:
         log.upload()
         training_run_add_artefacts(run_id=run_id, artefacts={"log": log.key})
         shutil.rmtree(scratch, ignore_errors=True)
-        if outcome != SUCCEEDED:
+        if outcome != Outcome.SUCCEEDED:
             training_run_clean_up(run=run)
     return outcome
 
@@ -357,7 +354,7 @@ def _execute(run: TrainingRun, observer: RunObserver, scratch: Path) -> str:
     )
     observer.stage(summary)
     training_run_finish(run_id=run.pk, status=RunStatus.SUCCEEDED, reason=summary)
-    return SUCCEEDED
+    return Outcome.SUCCEEDED
 
 
 def _numbers_line(evaluation: dict) -> str:

@@ -4,13 +4,13 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
-from ml.referral import ReferralRule, decide
+from ml.referral import ReferralRule
 from tests.e2e.conftest import chromium
-from tests.factories import PASSWORD, CareAssignmentFactory
+from tests.factories import PASSWORD, CareAssignmentFactory, answer_for
 from tests.processes import start_explain_worker, start_web, stop, wait_until
 from webapp.cases.imaging import normalize_image
 from webapp.cases.models import Case, HeatMap, Review
-from webapp.cases.services import ClassifierAnswer, case_create, case_record_predictions
+from webapp.cases.services import case_create, case_record_predictions
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.e2e]
 
@@ -41,15 +41,7 @@ def clinic(sample_photos, active_tiny_model, django_capture_on_commit_callbacks)
         Case.objects.filter(pk=case.pk).update(status="running")
         case_record_predictions(
             model_version=active_tiny_model,
-            answers=[
-                ClassifierAnswer(
-                    case_id=case.pk,
-                    probabilities=skewed(towards),
-                    latency_ms=5,
-                    result_key="r",
-                    decision=decide(skewed(towards), RULE),
-                )
-            ],
+            answers={case.pk: answer_for(skewed(towards), rule=RULE)},
         )
         cases.append(case)
     return {"clinician": clinician, "cases": cases}

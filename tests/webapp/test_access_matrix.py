@@ -16,8 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from ml.referral import decide
-from tests.factories import AdminFactory
+from tests.factories import AdminFactory, answer_for
 from tests.webapp.test_access_control import api_client
 from tests.webapp.test_live_push import close_executor_connections  # noqa: F401  (autouse)
 from webapp.audit.middleware import AUDITED_ROUTES
@@ -25,7 +24,6 @@ from webapp.audit.models import AuditEvent
 from webapp.cases.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, CaseConsumer
 from webapp.cases.models import HeatMap, HeatMapStatus
 from webapp.cases.services import (
-    ClassifierAnswer,
     case_claim_for_classification,
     case_record_predictions,
 )
@@ -136,15 +134,7 @@ def world(make_case, patient, other_patient, clinician, unassigned_clinician):
     case_claim_for_classification(case_id=case.pk)
     case_record_predictions(
         model_version=version,
-        answers=[
-            ClassifierAnswer(
-                case_id=case.pk,
-                probabilities=probabilities,
-                latency_ms=3,
-                result_key="r",
-                decision=decide(probabilities, None),
-            )
-        ],
+        answers={case.pk: answer_for(probabilities, latency_ms=3)},
     )
     key = store.case_heatmap_key(case.public_id, version.name)
     store.put(key, b"\x89PNG\r\n\x1a\n", what="a test overlay")

@@ -4,12 +4,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from ml.referral import ReferralRule, decide
+from ml.referral import ReferralRule
+from tests.factories import answer_for
 from webapp.cases.models import Case, CaseStatus, Prediction
 from webapp.cases.publishing import cases_publish
 from webapp.cases.serializers import case_state
 from webapp.cases.services import (
-    ClassifierAnswer,
     InvalidTransition,
     case_claim_for_classification,
     case_enqueue_waiting,
@@ -33,22 +33,18 @@ def version(db):
     )  # fmt: skip
 
 
-def answer(case, latency_ms=12, probabilities=PROBS) -> ClassifierAnswer:
-    return ClassifierAnswer(
-        case_id=case.pk,
-        probabilities=probabilities,
-        latency_ms=latency_ms,
-        result_key="r",
-        decision=decide(probabilities, ReferralRule(malignant_threshold=0.5)),
-    )
+def answer(case, latency_ms=12, probabilities=PROBS) -> dict:
+    """One case's answer, keyed by its id as a batch records it."""
+    rule = ReferralRule(malignant_threshold=0.5)
+    return {case.pk: answer_for(probabilities, rule=rule, latency_ms=latency_ms)}
 
 
 def test_claim_then_record_marks_done_once(make_case, patient, version):
     case = make_case(patient)
     claimed = case_claim_for_classification(case_id=case.pk)
     assert claimed.status == CaseStatus.RUNNING and claimed.attempts == 1
-    first = case_record_predictions(model_version=version, answers=[answer(case)])[case.pk]
-    again = case_record_predictions(model_version=version, answers=[answer(case, 99)])[case.pk]
+    first = case_record_predictions(model_version=version, answers=answer(case))[case.pk]
+    again = case_record_predictions(model_version=version, answers=answer(case, 99))[case.pk]
     case.refresh_from_db()
     assert first.pk == again.pk and Prediction.objects.count() == 1
     assert again.latency_ms == 12
@@ -79,7 +75,7 @@ def test_a_batch_records_each_case_with_its_own_outcome(make_case, patient, vers
     fresh, duplicate, failed, deleted = (make_case(patient) for _ in range(4))
     for case in (fresh, duplicate, failed, deleted):
         case_claim_for_classification(case_id=case.pk)
-    earlier = case_record_predictions(model_version=version, answers=[answer(duplicate, 5)])
+    earlier = case_record_predictions(model_version=version, answers=answer(duplicate, 5))
     case_mark_finished_without_result(case_id=failed.pk, status=CaseStatus.FAILED, reason="x")
     deleted_id, gone = deleted.pk, answer(deleted)
     deleted.delete()
@@ -87,7 +83,7 @@ def test_a_batch_records_each_case_with_its_own_outcome(make_case, patient, vers
 
     outcomes = case_record_predictions(
         model_version=version,
-        answers=[answer(fresh, 7, mel), answer(duplicate, 8), answer(failed), gone],
+        answers={**answer(fresh, 7, mel), **answer(duplicate, 8), **answer(failed), **gone},
     )
 
     assert outcomes[fresh.pk].top_class == "mel" and outcomes[fresh.pk].latency_ms == 7
@@ -146,7 +142,9 @@ def test_publishing_a_batch_reads_shared_state_once(make_case, patient, version)
     cases = [make_case(patient) for _ in range(4)]
     for case in cases:
         case_claim_for_classification(case_id=case.pk)
-    case_record_predictions(model_version=version, answers=[answer(case) for case in cases])
+    case_record_predictions(
+        model_version=version, answers={k: v for case in cases for k, v in answer(case).items()}
+    )
     with CaptureQueriesContext(connection) as one:
         cases_publish(case_ids=[cases[0].pk])
     with CaptureQueriesContext(connection) as four:
@@ -169,7 +167,7 @@ def test_a_case_whose_result_object_was_not_written_is_left_out(make_case, patie
 
     outcomes = case_record_predictions(
         model_version=version,
-        answers=[answer(written), answer(unwritten)],
+        answers={**answer(written), **answer(unwritten)},
         results_written=results_written,
     )
 

@@ -8,12 +8,11 @@ import jsonschema
 import pytest
 from django.urls import reverse
 
-from tests.factories import ClinicianFactory
+from tests.factories import ClinicianFactory, answer_for
 from tests.webapp.test_access_control import api_client
 from webapp.audit.models import AuditEvent
 from webapp.cases.models import Case, HeatMap, HeatMapStatus
 from webapp.cases.services import (
-    ClassifierAnswer,
     case_claim_for_classification,
     case_record_predictions,
     review_create,
@@ -59,23 +58,18 @@ def version(db):
 @pytest.fixture
 def reviewed(make_case, patient, clinician, version, django_capture_on_commit_callbacks):
     """A classified case of an assigned patient, its heat map made, reviewed twice."""
-    from ml.referral import ReferralRule, decide
+    from ml.referral import ReferralRule
 
     case = make_case(patient)
     case_claim_for_classification(case_id=case.pk)
     with django_capture_on_commit_callbacks(execute=False):
         case_record_predictions(
             model_version=version,
-            answers=[
-                ClassifierAnswer(
-                    case_id=case.pk,
-                    probabilities=PROBABILITIES,
-                    latency_ms=9,
-                    engine="onnxruntime-cpu",
-                    result_key="r",
-                    decision=decide(PROBABILITIES, ReferralRule(malignant_threshold=0.3)),
+            answers={
+                case.pk: answer_for(
+                    PROBABILITIES, rule=ReferralRule(malignant_threshold=0.3), latency_ms=9
                 )
-            ],
+            },
         )
     HeatMap.objects.filter(prediction__case=case).update(
         status=HeatMapStatus.DONE, layer="head_conv", grid=[[0.0, 1.0], [0.5, 0.2]], image_key="h"

@@ -15,6 +15,7 @@ from webapp.cases.services import case_claim_for_classification, case_delete
 from workers import explain as explain_module
 from workers.explain import explain_heatmap
 from workers.inference import classify_cases
+from workers.outcomes import JobOutcome, Outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def classified(
     before = broker_queue_length("explain")
     with django_capture_on_commit_callbacks(execute=True):
         case_claim_for_classification(case_id=case.pk)
-        assert classify_cases([case.pk]) == {case.pk: "done"}
+        assert classify_cases([case.pk]) == {case.pk: JobOutcome(Outcome.DONE)}
     # The result went out first; its heat map waits on its own queue.
     assert broker_queue_length("explain") == before + 1
     case.refresh_from_db()

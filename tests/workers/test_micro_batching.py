@@ -17,7 +17,8 @@ from webapp.cases.models import Case, CaseStatus, Prediction
 from webapp.cases.services import case_create, classify_enqueue
 from webapp.storage import store
 from webapp.storage.store import StorageUnavailable
-from workers.inference import DONE, REJECTED, classify_cases
+from workers.inference import classify_cases
+from workers.outcomes import Outcome
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,14 +53,16 @@ def test_a_batch_gives_each_case_its_own_answer_and_its_own_failure(
 
     outcomes = classify_cases(order)
 
-    assert outcomes[poisoned.pk] == REJECTED
-    assert isinstance(outcomes[gone.pk], StorageUnavailable)  # the task retries this one alone
+    assert outcomes[poisoned.pk].outcome == Outcome.REJECTED
+    assert isinstance(
+        outcomes[gone.pk].fault, StorageUnavailable
+    )  # the task retries this one alone
     for case, photo in cases:
         case.refresh_from_db()
         if case.pk in (poisoned.pk, gone.pk):
             assert not Prediction.objects.filter(case=case).exists()
             continue
-        assert outcomes[case.pk] == DONE
+        assert outcomes[case.pk].outcome == Outcome.DONE
         expected = reference.predict_bytes([photo])[0]
         got = np.array([case.prediction.probabilities[c] for c in reference.class_names])
         np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -184,9 +187,11 @@ def test_a_result_object_that_cannot_be_written_fails_its_own_job_only(
     monkeypatch.setattr(store, "put", put)
     outcomes = classify_cases([case.pk for case in cases])
 
-    assert isinstance(outcomes[unlucky.pk], StorageUnavailable)  # the task retries this one alone
+    assert isinstance(
+        outcomes[unlucky.pk].fault, StorageUnavailable
+    )  # the task retries this one alone
     assert not Prediction.objects.filter(case=unlucky).exists()
     for case in (cases[0], cases[2]):
-        assert outcomes[case.pk] == DONE
+        assert outcomes[case.pk].outcome == Outcome.DONE
         result = store.read_json(case.prediction.result_key, what="the result")
         assert result["case"] == str(case.public_id)

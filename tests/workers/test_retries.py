@@ -14,7 +14,8 @@ from webapp.config.celery import (
     queue_of,
 )
 from webapp.storage.store import StorageUnavailable
-from workers.retries import RETRYING, RetryPolicy
+from workers.outcomes import Outcome
+from workers.retries import RetryPolicy
 
 PROBE = "probe-retries"
 
@@ -53,7 +54,7 @@ def test_a_fault_with_retries_left_sends_the_job_again_with_its_count(probe_queu
         give_up=given_up.append,
         before_retry=lambda: released.append(41),
     )
-    assert (answer, released, given_up) == (RETRYING, [41], [])
+    assert (answer, released, given_up) == (Outcome.RETRYING, [41], [])
     (raw,) = probe_queue.lrange(PROBE, 0, -1)
     headers = json.loads(raw)["headers"]
     assert (headers["task"], headers["retries"], headers["argsrepr"]) == (CLASSIFY_TASK, 2, "[41]")

@@ -24,6 +24,7 @@ from webapp.modelops.services.datasets import dataset_register
 from webapp.modelops.services.runs import training_run_create
 from webapp.records import ImmutableRecord
 from workers import training
+from workers.outcomes import Outcome
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -38,7 +39,7 @@ def test_run_freezes_data_trains_judges_and_registers_a_candidate(
     admin, registered_dataset, active_tiny_model, bucket_keys, s3_client, settings
 ):
     run = _run(admin, registered_dataset)
-    assert training.train_run(run_id=run.pk) == training.SUCCEEDED
+    assert training.train_run(run_id=run.pk) == Outcome.SUCCEEDED
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.status_reason
     assert "CPU" in run.device
@@ -111,7 +112,7 @@ def test_a_run_is_judged_on_photos_from_other_sources_too_and_never_trains_on_th
     external = external_set_register(name="clinic-b", folder=elsewhere)
 
     run = _run(admin, registered_dataset)
-    assert training.train_run(run_id=run.pk) == training.SUCCEEDED
+    assert training.train_run(run_id=run.pk) == Outcome.SUCCEEDED
     run.refresh_from_db()
     held_out = EvaluationSet.objects.get(kind="held_out")
     frozen = json.loads(
@@ -149,12 +150,12 @@ def test_two_runs_requested_together_are_two_runs_with_two_bundles(admin, regist
     second = _run(other_admin, registered_dataset)
     assert first.pk != second.pk
     for run in (first, second):
-        assert training.train_run(run_id=run.pk) == training.SUCCEEDED
+        assert training.train_run(run_id=run.pk) == Outcome.SUCCEEDED
     names = set(ModelVersion.objects.values_list("name", flat=True))
     assert len(names) == 2
     # The same data gives the same snapshot; a delivered-again message runs nothing.
     assert DatasetSnapshot.objects.count() == 1
-    assert training.train_run(run_id=first.pk) == training.NOT_QUEUED
+    assert training.train_run(run_id=first.pk) == Outcome.NOT_QUEUED
     assert ModelVersion.objects.count() == 2
 
 
@@ -168,7 +169,7 @@ def test_a_repeat_trains_on_the_same_snapshot_and_refuses_changed_images(
     first.refresh_from_db()
     repeat = training_run_repeat(run=first, requested_by=admin)
     assert repeat.snapshot == first.snapshot
-    assert training.train_run(run_id=repeat.pk) == training.SUCCEEDED
+    assert training.train_run(run_id=repeat.pk) == Outcome.SUCCEEDED
 
     # The same snapshot on a worker that must read the images again, one of which has changed.
     copy = shutil.copytree(training_dataset_dir, tmp_path / "copy")
@@ -184,7 +185,7 @@ def test_a_repeat_trains_on_the_same_snapshot_and_refuses_changed_images(
     victim = copy / frozen["items"][5]["path"]
     victim.write_bytes(victim.read_bytes()[:-40] + b"\0" * 40)
     again = training_run_repeat(run=first, requested_by=admin)
-    assert training.train_run(run_id=again.pk) == training.FAILED
+    assert training.train_run(run_id=again.pk) == Outcome.FAILED
     again.refresh_from_db()
     assert "changed since the data was frozen" in again.status_reason
 
@@ -203,7 +204,7 @@ def test_bad_data_stops_the_run_before_training_with_every_problem_named(
         name="broken", location_kind="folder", location=str(root), created_by=admin
     )
     run = _run(admin, dataset)
-    assert training.train_run(run_id=run.pk) == training.FAILED
+    assert training.train_run(run_id=run.pk) == Outcome.FAILED
     run.refresh_from_db()
     kinds = {(p["kind"], p["where"]) for p in run.problems}
     assert ("unknown_label", "HAM10000_metadata.csv row 4") in kinds
@@ -219,7 +220,7 @@ def test_bad_data_stops_the_run_before_training_with_every_problem_named(
 def test_a_class_with_too_few_images_stops_the_run(admin, registered_dataset, settings):
     settings.TRAINING_MIN_IMAGES_PER_CLASS = 50
     run = _run(admin, registered_dataset)
-    assert training.train_run(run_id=run.pk) == training.FAILED
+    assert training.train_run(run_id=run.pk) == Outcome.FAILED
     run.refresh_from_db()
     assert {p["kind"] for p in run.problems} == {"too_few_images"}
     assert len(run.problems) == 7
@@ -231,7 +232,7 @@ def test_the_worker_asks_again_whether_the_requester_is_an_admin(admin, register
     admin.role = "patient"
     admin.is_superuser = False
     admin.save()
-    assert training.train_run(run_id=run.pk) == training.FAILED
+    assert training.train_run(run_id=run.pk) == Outcome.FAILED
     run.refresh_from_db()
     assert "not (or no longer) an active administrator" in run.status_reason
     assert run.snapshot is None
@@ -250,7 +251,7 @@ def test_a_cancel_request_stops_the_run_at_the_next_batch(admin, registered_data
             self.heartbeat.cancel_requested.wait(10)  # the heartbeat thread notices
 
     monkeypatch.setattr(training.RunObserver, "batch_end", cancel_at_epoch_two)
-    assert training.train_run(run_id=run.pk) == training.CANCELLED
+    assert training.train_run(run_id=run.pk) == Outcome.CANCELLED
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
     assert f"Cancelled by {admin.username}" in run.status_reason
@@ -295,7 +296,7 @@ def test_confirmed_cases_join_the_snapshot_with_their_newest_diagnosis(
         options=TINY_RUN_OPTIONS,
         include_confirmed_cases=True,
     )
-    assert training.train_run(run_id=run.pk) == training.SUCCEEDED, run.status_reason
+    assert training.train_run(run_id=run.pk) == Outcome.SUCCEEDED, run.status_reason
     run.refresh_from_db()
     frozen = json.loads(
         s3_client.get_object(Bucket=settings.S3_BUCKET, Key=run.snapshot.key)["Body"].read()
@@ -321,7 +322,7 @@ def test_a_dataset_under_an_s3_prefix_trains_like_a_folder(
         )
     dataset = dataset_register(name="in-s3", location_kind="s3", location=prefix, created_by=admin)
     run = _run(admin, dataset)
-    assert training.train_run(run_id=run.pk) == training.SUCCEEDED
+    assert training.train_run(run_id=run.pk) == Outcome.SUCCEEDED
     run.refresh_from_db()
     assert any(f"s3 prefix {prefix}" in line for line in run.progress["messages"])
     assert run.snapshot.image_count + run.snapshot.evaluation_set.image_count == 84

@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from ml.answer import Answer
 from ml.classes import CLASS_CHOICES
 from webapp.records import WriteOnceModel
 
@@ -92,29 +93,35 @@ class Decision(models.TextChoices):
     ROUTINE = "routine", "No referral needed"
 
 
-class Prediction(models.Model):
-    """The classifier's answer for one case. At most one per case: a redelivered job cannot add a second."""
+class ClassifierOutput(models.Model):
+    """The fields a model's answer fills: shared by a case's prediction and a re-run's result.
 
-    case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="prediction")
-    model_version = models.ForeignKey(
-        "modelops.ModelVersion", on_delete=models.PROTECT, related_name="predictions"
-    )
-    probabilities = models.JSONField()
-    top_class = models.CharField(max_length=16)
-    top_probability = models.FloatField()
-    latency_ms = models.PositiveIntegerField()
+    Blank until answered (a re-run's result waits for its job); a prediction is made answered,
+    which its check constraint holds it to.
+    """
+
+    probabilities = models.JSONField(null=True, blank=True)
+    top_class = models.CharField(max_length=16, blank=True)
+    top_probability = models.FloatField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
     # What computed it: "onnxruntime-cpu", "onnxruntime-cuda" or "keras-compiled" (the fallback).
     engine = models.CharField(max_length=32, blank=True)
-    # The referral decision from the model version's rule (ml.referral); blank on predictions
-    # made before decisions were recorded.
-    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True)
-    decision_reasons = models.JSONField(default=list, blank=True)
-    malignant_probability = models.FloatField(null=True, blank=True)
-    result_key = models.CharField(max_length=255)
-    created_at = models.DateTimeField(auto_now_add=True)
+    result_key = models.CharField(max_length=255, blank=True)
 
-    def __str__(self) -> str:
-        return f"{self.top_class} ({self.top_probability:.2f}) for case {self.case_id}"
+    class Meta:
+        abstract = True
+
+    @staticmethod
+    def answered(answer: Answer, result_key: str) -> dict:
+        """The field values of ``answer``, whose result object is stored at ``result_key``."""
+        return {
+            "probabilities": answer.probabilities,
+            "top_class": answer.top_class,
+            "top_probability": answer.top_probability,
+            "latency_ms": answer.latency_ms,
+            "engine": answer.engine,
+            "result_key": result_key,
+        }
 
     @property
     def most_probable_class(self) -> str:
@@ -124,6 +131,36 @@ class Prediction(models.Model):
     def names_most_probable(self) -> bool:
         """False when the version's top-class rule named a rarer class than the most probable."""
         return self.top_class == self.most_probable_class
+
+
+class Prediction(ClassifierOutput):
+    """The classifier's answer for one case. At most one per case: a redelivered job cannot add a second."""
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="prediction")
+    model_version = models.ForeignKey(
+        "modelops.ModelVersion", on_delete=models.PROTECT, related_name="predictions"
+    )
+    # The referral decision from the model version's rule (ml.referral); blank on predictions
+    # made before decisions were recorded.
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True)
+    decision_reasons = models.JSONField(default=list, blank=True)
+    malignant_probability = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(probabilities__isnull=False)
+                & models.Q(top_probability__isnull=False)
+                & models.Q(latency_ms__isnull=False)
+                & ~models.Q(top_class="")
+                & ~models.Q(result_key=""),
+                name="prediction_is_answered",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.top_class} ({self.top_probability:.2f}) for case {self.case_id}"
 
 
 class Review(WriteOnceModel):
@@ -172,7 +209,7 @@ class RerunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class RerunResult(models.Model):
+class RerunResult(ClassifierOutput):
     """One case's answer in a re-run, beside (never instead of) its own prediction."""
 
     rerun = models.ForeignKey(Rerun, on_delete=models.CASCADE, related_name="results")
@@ -180,12 +217,6 @@ class RerunResult(models.Model):
     status = models.CharField(
         max_length=16, choices=RerunStatus.choices, default=RerunStatus.QUEUED
     )
-    probabilities = models.JSONField(null=True, blank=True)
-    top_class = models.CharField(max_length=16, blank=True)
-    top_probability = models.FloatField(null=True, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    engine = models.CharField(max_length=32, blank=True)
-    result_key = models.CharField(max_length=255, blank=True)
     error = models.CharField(max_length=500, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -11,8 +11,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ml.answer import Answer
 from ml.classes import CLASSES
-from ml.referral import Decision as ReferralDecision
 from webapp import io_threads
 from webapp.accounts.models import Role, User
 from webapp.cases.heatmaps import heatmaps_create
@@ -317,24 +317,10 @@ def _transition(case: Case, new_status: str, reason: str = "") -> None:
     case.save(update_fields=["status", "status_reason", "finished_at"])
 
 
-@dataclass(frozen=True)
-class ClassifierAnswer:
-    """What a worker computed for one case, ready to record."""
-
-    case_id: int
-    probabilities: dict[str, float]
-    latency_ms: int
-    result_key: str
-    decision: ReferralDecision
-    engine: str = ""
-    # The class the result names, by the bundle's top-class rule; None: the most probable one.
-    top_class: str | None = None
-
-
 def case_record_predictions(
     *,
     model_version,
-    answers: list[ClassifierAnswer],
+    answers: Mapping[int, Answer],
     results_written: Callable[[], Mapping[int, Exception]] = dict,
 ) -> dict[int, Prediction | Exception]:
     """Store a batch's predictions and mark their cases done, in one transaction, each case once.
@@ -345,11 +331,12 @@ def case_record_predictions(
     case's outcome never stops the others.
 
     ``results_written`` is called inside the transaction, after the inserts and before the commit:
-    it waits for the caller's writes of the answers' result objects (so that they overlap the
+    it waits for the caller's writes of the answers' result objects (at ``store.case_result_key``;
+    ``answers`` is keyed by case id) so that they overlap the
     database work) and names the cases whose object could not be written, with the error. Those
     are taken out again before the commit, so a recorded prediction always has its object.
     """
-    by_case = {answer.case_id: answer for answer in answers}
+    by_case = dict(answers)
     outcomes: dict[int, Prediction | Exception] = {
         case_id: Case.DoesNotExist(f"Case {case_id} no longer exists.") for case_id in by_case
     }
@@ -366,7 +353,7 @@ def case_record_predictions(
                     f"Case {case.pk} cannot go from {case.status} to {CaseStatus.DONE}."
                 )
             else:
-                new.append(_prediction(case.pk, model_version, by_case[case.pk]))
+                new.append(_prediction(case, model_version, by_case[case.pk]))
         if not new:
             return outcomes
         Prediction.objects.bulk_create(new)
@@ -399,25 +386,12 @@ def _keep_written(
     return [prediction for prediction in new if prediction.case_id not in unwritten]
 
 
-def _named_class(probabilities: Mapping[str, float], top_class: str | None) -> str:
-    if top_class is None:
-        return max(probabilities, key=probabilities.get)
-    if top_class not in probabilities:
-        raise ValueError(f"the named class {top_class!r} has no probability")
-    return top_class
-
-
-def _prediction(case_id: int, model_version, answer: ClassifierAnswer) -> Prediction:
-    top_class = _named_class(answer.probabilities, answer.top_class)
+def _prediction(case: Case, model_version, answer: Answer) -> Prediction:
+    key = store.case_result_key(case.public_id, model_version.name)
     return Prediction(
-        case_id=case_id,
+        case_id=case.pk,
         model_version=model_version,
-        probabilities=answer.probabilities,
-        top_class=top_class,
-        top_probability=answer.probabilities[top_class],
-        latency_ms=answer.latency_ms,
-        engine=answer.engine,
-        result_key=answer.result_key,
+        **Prediction.answered(answer, key),
         decision=Decision.REFER if answer.decision.refer else Decision.ROUTINE,
         decision_reasons=list(answer.decision.reasons),
         malignant_probability=answer.decision.malignant_probability,
@@ -590,27 +564,12 @@ def rerun_claim(*, result_id: int) -> RerunResult | None:
 
 
 def rerun_record(
-    *,
-    result_id: int,
-    probabilities: dict[str, float] | None = None,
-    latency_ms: int | None = None,
-    result_key: str = "",
-    engine: str = "",
-    error: str = "",
-    top_class: str | None = None,
+    *, result_id: int, answer: Answer | None = None, result_key: str = "", error: str = ""
 ) -> None:
+    """A re-run's answer for one case (stored at ``result_key``), or why it has none."""
     fields = {"finished_at": timezone.now()}
     if error:
         fields.update(status=RerunStatus.FAILED, error=error[:500])
     else:
-        top = _named_class(probabilities, top_class)
-        fields.update(
-            status=RerunStatus.DONE,
-            probabilities=probabilities,
-            top_class=top,
-            top_probability=probabilities[top],
-            latency_ms=latency_ms,
-            engine=engine,
-            result_key=result_key,
-        )
+        fields.update(status=RerunStatus.DONE, **RerunResult.answered(answer, result_key))
     RerunResult.objects.filter(pk=result_id, status=RerunStatus.QUEUED).update(**fields)
