@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ml.training_config import check_colour_jitter
+
 # Random resized crops: each side zoomed independently to between this much in and out (a crop of
 # 60% to 110% of the side, so 36% to 121% of the area, aspect ratios up to about 1.8), shifted by up
 # to this share of the side.
@@ -54,8 +56,3 @@ def build_augmenter(seed: int = 0, colour_jitter: float = 0.0, random_crops: boo
             keras.layers.Rescaling(255),
         ]
     return keras.Sequential(steps, name="augmentation")
-
-
-def check_colour_jitter(strength: float) -> None:
-    if not 0.0 <= strength < 1.0:
-        raise ValueError(f"colour jitter must be at least 0 and below 1, not {strength}")

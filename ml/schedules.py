@@ -11,15 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-SCHEDULES = ("plateau", "cosine")
 # Share of the peak rate left at the end of a cosine phase.
 COSINE_FLOOR = 0.01
-
-
-def check_schedule(name: str) -> str:
-    if name not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {name!r}")
-    return name
 
 
 def warmup_cosine(peak: float, total_steps: int, steps_per_epoch: int) -> Any:

@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ml.architecture_defaults import ARCHITECTURE_NAMES, architecture_defaults
-from ml.augment import check_colour_jitter
 from ml.class_weights import CLASS_WEIGHTINGS, SAMPLINGS
 from ml.preprocess import FITS, SHADES_OF_GRAY
-from ml.schedules import SCHEDULES, check_schedule
 from ml.tta import VIEW_SETS
 
 PRESETS = ("quick", "standard")
 COLOUR_CONSTANCY = ("none", SHADES_OF_GRAY)
 TOP_CLASS_RULES = ("most_probable", "balanced")
 LOSSES = ("crossentropy", "focal", "logit_adjusted")
+SCHEDULES = ("plateau", "cosine")  # built by ml.schedules
 
 
 class ConfigError(ValueError):
@@ -280,6 +279,17 @@ def _check_whole(name: str, value: Any, *, minimum: int) -> None:
 def check_label_smoothing(label_smoothing: float) -> None:
     if not (_finite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
         raise ValueError(f"label smoothing must be at least 0 and below 1, not {label_smoothing}")
+
+
+def check_schedule(name: str) -> str:
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {name!r}")
+    return name
+
+
+def check_colour_jitter(strength: float) -> None:
+    if not 0.0 <= strength < 1.0:
+        raise ValueError(f"colour jitter must be at least 0 and below 1, not {strength}")
 
 
 def check_weight_decay(weight_decay: float) -> None:

@@ -204,8 +204,8 @@ TINY_RUN_OPTIONS = {
 def make_case(db, django_capture_on_commit_callbacks):
     """Create a real case (object in S3, rows, job enqueued) through the service layer."""
     from tests.images import jpeg_bytes
-    from webapp.cases.imaging import normalize_image
-    from webapp.cases.services import case_create
+    from webapp.cases.services.uploads import case_create
+    from webapp.intake.imaging import normalize_image
 
     counter = iter(range(10_000))
 

@@ -12,17 +12,16 @@ from django.conf import settings
 from ml.answer import Answer
 from ml.preprocess import ImageDecodeError
 from webapp.cases.models import Case, CaseStatus
-from webapp.cases.services import (
+from webapp.cases.services.jobs import (
     case_claim_for_classification,
     case_mark_finished_without_result,
-    case_record_predictions,
-    rerun_claim,
-    rerun_record,
 )
+from webapp.cases.services.predictions import case_record_predictions
 from webapp.io_threads import in_threads, start
 from webapp.metrics import BATCH_SIZE, JOB_STAGE_SECONDS
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.selectors import model_version_get_active
+from webapp.reruns.services import rerun_claim, rerun_record
 from webapp.storage import store
 from workers.model_cache import get_predictor
 from workers.outcomes import JobOutcome, Outcome

@@ -8,11 +8,7 @@ from django.db import InterfaceError, OperationalError
 
 from webapp.cases.heatmaps import heatmap_fail
 from webapp.cases.models import CaseStatus
-from webapp.cases.services import (
-    case_mark_finished_without_result,
-    case_release_claim,
-    rerun_record,
-)
+from webapp.cases.services.jobs import case_mark_finished_without_result, case_release_claim
 from webapp.config.broker import waiting_first_arguments
 from webapp.config.celery import (
     CLASSIFY_TASK,
@@ -28,7 +24,8 @@ from webapp.config.celery import (
 from webapp.metrics import JOBS
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.services.runs import training_runs_reap_stale
-from webapp.reconcile import reconcile_jobs
+from webapp.reconcile.reconciler import reconcile_jobs
+from webapp.reruns.services import rerun_record
 from workers.batching import Job, MicroBatchTask
 from workers.evaluation import evaluate_version
 from workers.explain import explain_heatmap

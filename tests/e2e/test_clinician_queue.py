@@ -8,9 +8,10 @@ from ml.referral import ReferralRule
 from tests.e2e.conftest import chromium
 from tests.factories import PASSWORD, CareAssignmentFactory, answer_for
 from tests.processes import start_explain_worker, start_web, stop, wait_until
-from webapp.cases.imaging import normalize_image
 from webapp.cases.models import Case, HeatMap, Review
-from webapp.cases.services import case_create, case_record_predictions
+from webapp.cases.services.predictions import case_record_predictions
+from webapp.cases.services.uploads import case_create
+from webapp.intake.imaging import normalize_image
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.e2e]
 

@@ -4,8 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.schedules import COSINE_FLOOR, check_schedule, warmup_cosine
+from ml.schedules import COSINE_FLOOR, warmup_cosine
 from ml.train import TrainConfig, train
+from ml.training_config import check_schedule
 
 
 def test_warmup_cosine_rises_for_one_epoch_then_decays_to_the_floor() -> None:

@@ -23,10 +23,8 @@ from webapp.audit.middleware import AUDITED_ROUTES
 from webapp.audit.models import AuditEvent
 from webapp.cases.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, CaseConsumer
 from webapp.cases.models import HeatMap, HeatMapStatus
-from webapp.cases.services import (
-    case_claim_for_classification,
-    case_record_predictions,
-)
+from webapp.cases.services.jobs import case_claim_for_classification
+from webapp.cases.services.predictions import case_record_predictions
 from webapp.modelops.models import ModelVersion
 from webapp.storage import store
 
@@ -76,8 +74,8 @@ PUBLIC = {
 COVERED_ELSEWHERE = {
     "cases:review": "webapp/test_reviews.py",
     "cases:delete": "webapp/test_case_delete.py",
-    "cases:rerun-new": "webapp/test_modelops_access.py",
-    "cases:rerun": "webapp/test_modelops_access.py",
+    "reruns:rerun-new": "webapp/test_modelops_access.py",
+    "reruns:rerun": "webapp/test_modelops_access.py",
     "guidance:review": "webapp/test_guidance.py",
     "accounts:logout": "webapp/test_audit.py",
     "api:token": "webapp/test_access_control.py",

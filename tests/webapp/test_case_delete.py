@@ -7,7 +7,7 @@ from tests.webapp.test_access_control import api_client
 from tests.webapp.test_lesions import BENIGN, classify
 from webapp.audit.models import AuditEvent
 from webapp.cases.models import Case, Lesion, Prediction, Review
-from webapp.cases.services import review_create
+from webapp.cases.services.reviews import review_create
 from webapp.storage import store
 
 pytestmark = pytest.mark.django_db(transaction=True)

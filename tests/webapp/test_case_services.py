@@ -9,14 +9,14 @@ from tests.factories import answer_for
 from webapp.cases.models import Case, CaseStatus, Prediction
 from webapp.cases.publishing import cases_publish
 from webapp.cases.serializers import case_state
-from webapp.cases.services import (
+from webapp.cases.services.jobs import (
     InvalidTransition,
     case_claim_for_classification,
     case_enqueue_waiting,
     case_mark_finished_without_result,
-    case_record_predictions,
     case_release_claim,
 )
+from webapp.cases.services.predictions import case_record_predictions
 from webapp.modelops.models import ModelVersion
 from webapp.storage.store import StorageUnavailable
 
@@ -114,7 +114,7 @@ def test_redelivered_running_job_can_be_claimed_again(make_case, patient):
 
 
 def test_finished_cases_never_move_back(make_case, patient, version):
-    from webapp.cases.services import _transition
+    from webapp.cases.services.jobs import _transition
 
     case = make_case(patient)
     case_mark_finished_without_result(case_id=case.pk, status=CaseStatus.FAILED, reason="x")

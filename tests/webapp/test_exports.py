@@ -12,11 +12,9 @@ from tests.factories import ClinicianFactory, answer_for
 from tests.webapp.test_access_control import api_client
 from webapp.audit.models import AuditEvent
 from webapp.cases.models import Case, HeatMap, HeatMapStatus
-from webapp.cases.services import (
-    case_claim_for_classification,
-    case_record_predictions,
-    review_create,
-)
+from webapp.cases.services.jobs import case_claim_for_classification
+from webapp.cases.services.predictions import case_record_predictions
+from webapp.cases.services.reviews import review_create
 from webapp.modelops.models import ModelVersion
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Crafted inputs from docs "Bad input" against webapp.cases.imaging (no Django needed)."""
+"""Crafted inputs from docs "Bad input" against webapp.intake.imaging (no Django needed)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from webapp.cases.imaging import (
+from webapp.errors import ApplicationError
+from webapp.intake.imaging import (
     ALLOWED_FORMATS,
     ImageRejected,
     NormalizedImage,
     normalize_image,
     sniff_format,
 )
-from webapp.errors import ApplicationError
 
 try:  # imported as a package when tests/ has __init__ files, as a top-level module otherwise
     from tests.webapp import imaging_samples as samples
@@ -462,7 +462,7 @@ def test_a_fresh_process_decodes_a_jpeg(tmp_path):
     photo = tmp_path / "a.jpg"
     photo.write_bytes(samples.jpeg(samples.photo(64, 48)))
     code = (
-        "import sys; from webapp.cases.imaging import normalize_image; "
+        "import sys; from webapp.intake.imaging import normalize_image; "
         "r = normalize_image(open(sys.argv[1], 'rb').read(), max_bytes=10**7, "
         "max_pixels=10**7, max_side=512); print(r.width, r.height)"
     )

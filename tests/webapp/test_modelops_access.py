@@ -53,11 +53,11 @@ def page_routes(run, version):
             reverse("modelops:version-artefact", args=[version.name, "e" * 64, "reliability.png"]),
         ),
         ("post", reverse("modelops:rollback")),
-        ("post", reverse("cases:rerun-new", args=[version.name])),
+        ("post", reverse("reruns:rerun-new", args=[version.name])),
         ("get", reverse("modelops:import-new")),
         ("post", reverse("modelops:import-new")),
         ("get", reverse("modelops:import", args=[uuid.uuid4()])),
-        ("get", reverse("cases:rerun", args=[uuid.uuid4()])),
+        ("get", reverse("reruns:rerun", args=[uuid.uuid4()])),
     ]
 
 

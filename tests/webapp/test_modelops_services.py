@@ -179,7 +179,7 @@ def test_a_queued_run_is_cancelled_at_once(evaluation_set, django_capture_on_com
 def test_a_rerun_names_what_it_cannot_use(active, make_case, patient):
     import uuid
 
-    from webapp.cases.services import rerun_create
+    from webapp.reruns.services import rerun_create
 
     admin = AdminFactory()
     with pytest.raises(ModelOpsError, match="Choose the cases"):

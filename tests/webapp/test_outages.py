@@ -25,7 +25,7 @@ def _cache_down(*args, **kwargs):
 @pytest.mark.parametrize("outage", [_database_down, _cache_down])
 def test_an_api_read_while_a_service_is_down_is_a_503_without_a_trace(patient, monkeypatch, outage):
     client = api_client(patient)
-    monkeypatch.setattr("webapp.api.views.case_visible_to", outage)
+    monkeypatch.setattr("webapp.cases.api.case_visible_to", outage)
     response = client.get(reverse("api:case-list"))
     assert response.status_code == 503
     assert response["Retry-After"] == "30"

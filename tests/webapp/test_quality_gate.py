@@ -11,7 +11,7 @@ from PIL import Image, ImageFilter
 from tests.images import encode, jpeg_bytes, photo_array
 from tests.webapp.test_access_control import api_client
 from webapp.cases.models import Case
-from webapp.cases.quality import photo_quality_problems
+from webapp.intake.quality import photo_quality_problems
 
 
 def codes(image: Image.Image) -> list[str]:

@@ -9,7 +9,7 @@ from tests.factories import AdminFactory
 from tests.webapp.test_access_control import api_client
 from tests.webapp.test_lesions import BENIGN, WORSE, classify
 from webapp.cases.models import Case, Lesion, Prediction
-from webapp.cases.services import review_create
+from webapp.cases.services.reviews import review_create
 
 pytestmark = pytest.mark.django_db
 

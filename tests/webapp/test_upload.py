@@ -9,9 +9,9 @@ from django.urls import reverse
 
 from tests.images import jpeg_bytes, png_bytes
 from tests.webapp.test_access_control import api_client
-from webapp.cases.imaging import normalize_image
 from webapp.cases.models import Case, CaseStatus
-from webapp.cases.services import case_create
+from webapp.cases.services.uploads import case_create
+from webapp.intake.imaging import normalize_image
 from webapp.storage import store
 
 pytestmark = pytest.mark.django_db

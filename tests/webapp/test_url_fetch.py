@@ -1,4 +1,4 @@
-"""SSRF payloads against webapp.cases.url_fetch with real listeners on loopback that count hits.
+"""SSRF payloads against webapp.intake.url_fetch with real listeners on loopback that count hits.
 
 No test sends traffic anywhere but loopback: a guard wraps urllib3's connect and fails the test
 before any other destination could be contacted, even if the code under test were wrong.
@@ -19,15 +19,9 @@ import pytest
 import urllib3
 import urllib3.util.connection
 
-from webapp.cases import url_fetch
-from webapp.cases.url_fetch import (
-    NOT_REACHABLE,
-    FetchedFile,
-    UrlRejected,
-    check_address,
-    fetch_url,
-    is_forbidden_address,
-)
+from webapp.intake import url_fetch
+from webapp.intake.addresses import NOT_REACHABLE, UrlRejected, check_address, is_forbidden_address
+from webapp.intake.url_fetch import FetchedFile, fetch_url
 
 try:  # imported as a package when tests/ has __init__ files, as a top-level module otherwise
     from tests.webapp import imaging_samples as samples

@@ -11,7 +11,8 @@ from tests.factories import CareAssignmentFactory, ClinicianFactory, UserFactory
 from tests.webapp.test_access_control import api_client
 from webapp.audit.models import AuditEvent
 from webapp.cases.models import Case, HeatMap, HeatMapStatus
-from webapp.cases.services import case_claim_for_classification, case_delete
+from webapp.cases.services.deletion import case_delete
+from webapp.cases.services.jobs import case_claim_for_classification
 from workers import explain as explain_module
 from workers.explain import explain_heatmap
 from workers.inference import classify_cases

@@ -12,9 +12,10 @@ from ml.predict import Predictor
 from tests.factories import UserFactory
 from tests.images import jpeg_bytes
 from tests.processes import start_worker, stop, wait_until
-from webapp.cases.imaging import normalize_image
 from webapp.cases.models import Case, CaseStatus, Prediction
-from webapp.cases.services import case_create, classify_enqueue
+from webapp.cases.services.jobs import classify_enqueue
+from webapp.cases.services.uploads import case_create
+from webapp.intake.imaging import normalize_image
 from webapp.storage import store
 from webapp.storage.store import StorageUnavailable
 from workers.inference import classify_cases

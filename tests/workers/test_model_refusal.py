@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def queued_case(db, django_capture_on_commit_callbacks):
     from tests.images import jpeg_bytes
-    from webapp.cases.imaging import normalize_image
-    from webapp.cases.services import case_create
+    from webapp.cases.services.uploads import case_create
+    from webapp.intake.imaging import normalize_image
 
     patient = UserFactory()
     image = normalize_image(jpeg_bytes(), max_bytes=10**7, max_pixels=10**7, max_side=512)

@@ -16,12 +16,13 @@ from kombu.exceptions import OperationalError
 from tests.factories import AdminFactory, UserFactory
 from tests.images import jpeg_bytes
 from tests.webapp.test_access_control import api_client
-from webapp.cases.models import Case, CaseStatus, HeatMap, Prediction, Rerun, RerunResult
+from webapp.cases.models import Case, CaseStatus, HeatMap, Prediction
 from webapp.config.celery import app
 from webapp.errors import Unavailable
 from webapp.modelops.models import ModelImport, ModelVersion
 from webapp.modelops.services.registry import model_version_request_evaluation
-from webapp.reconcile import check_objects
+from webapp.reconcile.reconciler import check_objects
+from webapp.reruns.models import Rerun, RerunResult
 from workers.tasks import reconcile
 
 pytestmark = pytest.mark.django_db

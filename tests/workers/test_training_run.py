@@ -265,9 +265,10 @@ def test_confirmed_cases_join_the_snapshot_with_their_newest_diagnosis(
 ):
     from tests.factories import CareAssignmentFactory, ClinicianFactory
     from tests.images import jpeg_bytes
-    from webapp.cases.imaging import normalize_image
-    from webapp.cases.services import case_create, review_create
+    from webapp.cases.services.reviews import review_create
+    from webapp.cases.services.uploads import case_create
     from webapp.errors import NotPermitted
+    from webapp.intake.imaging import normalize_image
 
     assignment = CareAssignmentFactory()
     clinician, patient = assignment.clinician, assignment.patient

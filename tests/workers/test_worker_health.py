@@ -8,9 +8,9 @@ from deploy.local_services import free_port
 from tests.factories import UserFactory
 from tests.images import jpeg_bytes
 from tests.processes import start_worker, stop, wait_until
-from webapp.cases.imaging import normalize_image
 from webapp.cases.models import Case, CaseStatus
-from webapp.cases.services import case_create
+from webapp.cases.services.uploads import case_create
+from webapp.intake.imaging import normalize_image
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -1,6 +1,6 @@
 from django.dispatch import receiver
 
-from webapp.cases.services import case_enqueue_waiting
+from webapp.cases.services.jobs import case_enqueue_waiting
 from webapp.modelops.signals import model_version_activated
 
 

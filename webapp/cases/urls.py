@@ -14,6 +14,4 @@ urlpatterns = [
     path("<uuid:public_id>/state/", views.state, name="state"),
     path("<uuid:public_id>/review/", views.review, name="review"),
     path("<uuid:public_id>/delete/", views.delete, name="delete"),
-    path("reruns/new/<str:name>/", views.rerun_new, name="rerun-new"),
-    path("reruns/<uuid:public_id>/", views.rerun_page, name="rerun"),
 ]

@@ -7,12 +7,10 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from webapp.accounts.decorators import admin_required
 from webapp.accounts.models import Role
 from webapp.audit.middleware import note_refusal
 from webapp.cases.charts import malignant_trend
-from webapp.cases.forms import RerunForm, ReviewForm, ReviewQueueFilter, UploadForm
-from webapp.cases.quota import quota_message, upload_wait
+from webapp.cases.forms import ReviewForm, ReviewQueueFilter, UploadForm
 from webapp.cases.selectors import (
     case_get_for_user,
     case_reviews,
@@ -20,15 +18,15 @@ from webapp.cases.selectors import (
     lesion_get_for_user,
     lesion_visible_to,
     patients_selectable_by,
-    rerun_get,
-    rerun_report,
     review_queue,
     review_queue_counts,
 )
 from webapp.cases.serializers import LesionSerializer, case_state
-from webapp.cases.services import case_delete, case_upload, rerun_create, review_create
+from webapp.cases.services.deletion import case_delete
+from webapp.cases.services.reviews import review_create
+from webapp.cases.services.uploads import case_upload
 from webapp.errors import ApplicationError
-from webapp.modelops.selectors import model_version_get
+from webapp.intake.quota import quota_message, upload_wait
 from webapp.paging import page_of
 
 
@@ -192,33 +190,3 @@ def history(request):
     return render(
         request, "cases/history.html", page_of(request, case_visible_to(request.user), 25)
     )
-
-
-@admin_required
-@require_POST
-def rerun_new(request, name):
-    """Re-run chosen past cases with a model version (from that version's page)."""
-    version = model_version_get(name=name)
-    form = RerunForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "; ".join(" ".join(e) for e in form.errors.values()))
-        return redirect("modelops:version", name=name)
-    try:
-        rerun = rerun_create(
-            version=version,
-            requested_by=request.user,
-            case_ids=form.case_id_list(),
-            recent=form.cleaned_data.get("recent"),
-            reason=form.cleaned_data.get("reason", ""),
-        )
-    except ApplicationError as exc:
-        messages.error(request, str(exc))
-        return redirect("modelops:version", name=name)
-    return redirect("cases:rerun", public_id=rerun.public_id)
-
-
-@admin_required
-@require_GET
-def rerun_page(request, public_id):
-    rerun = rerun_get(public_id=public_id)
-    return render(request, "cases/rerun.html", {"rerun": rerun, "report": rerun_report(rerun)})

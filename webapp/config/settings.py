@@ -60,10 +60,13 @@ INSTALLED_APPS = [
     "channels",
     "webapp.storage",
     "webapp.accounts",
+    "webapp.intake",
     "webapp.cases",
     "webapp.guidance",
     "webapp.audit",
     "webapp.modelops",
+    "webapp.reruns",
+    "webapp.reconcile",
     "webapp.pages",
     "webapp.api",
 ]
@@ -259,7 +262,7 @@ UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000)
 UPLOAD_MAX_JPEG_PIXELS = env_int("UPLOAD_MAX_JPEG_PIXELS", 256_000_000)
 UPLOAD_MAX_SIDE = env_int("UPLOAD_MAX_SIDE", 2048)
 # Refuse photos too small, dark, washed out, blurred or unlike skin, asking for a retake
-# (webapp/cases/quality.py). A deployment that screens photos itself may turn it off.
+# (webapp/intake/quality.py). A deployment that screens photos itself may turn it off.
 UPLOAD_QUALITY_GATE = env_bool("UPLOAD_QUALITY_GATE", True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

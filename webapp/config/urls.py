@@ -7,6 +7,8 @@ urlpatterns = [
     path("", include("webapp.pages.urls")),
     path("accounts/", include("webapp.accounts.urls")),
     path("cases/", include("webapp.cases.urls")),
+    # Re-runs keep the addresses they had when they were part of cases.
+    path("cases/", include("webapp.reruns.urls")),
     path("guidance/", include("webapp.guidance.urls")),
     path("audit/", include("webapp.audit.urls")),
     path("", include("webapp.modelops.urls")),

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,22 +14,43 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor_username', models.CharField(blank=True, db_index=True, max_length=150)),
-                ('action', models.CharField(max_length=32)),
-                ('route', models.CharField(max_length=64)),
-                ('object_type', models.CharField(max_length=32)),
-                ('object_id', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('outcome', models.CharField(choices=[('allowed', 'Allowed'), ('denied', 'Denied')], db_index=True, max_length=8)),
-                ('status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("actor_username", models.CharField(blank=True, db_index=True, max_length=150)),
+                ("action", models.CharField(max_length=32)),
+                ("route", models.CharField(max_length=64)),
+                ("object_type", models.CharField(max_length=32)),
+                ("object_id", models.CharField(blank=True, db_index=True, max_length=64)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("allowed", "Allowed"), ("denied", "Denied")],
+                        db_index=True,
+                        max_length=8,
+                    ),
+                ),
+                ("status_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-id'],
+                "ordering": ["-at", "-id"],
             },
         ),
     ]

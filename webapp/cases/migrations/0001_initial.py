@@ -7,67 +7,134 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('modelops', '0001_initial'),
+        ("modelops", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Lesion',
+            name="Lesion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('body_site', models.CharField(blank=True, max_length=64)),
-                ('label', models.CharField(blank=True, max_length=120)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='lesions', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("body_site", models.CharField(blank=True, max_length=64)),
+                ("label", models.CharField(blank=True, max_length=120)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="lesions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Case',
+            name="Case",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('image_key', models.CharField(max_length=255, unique=True)),
-                ('image_content_type', models.CharField(max_length=32)),
-                ('image_width', models.PositiveIntegerField()),
-                ('image_height', models.PositiveIntegerField()),
-                ('source_url', models.URLField(blank=True, max_length=2048)),
-                ('original_filename', models.CharField(blank=True, max_length=255)),
-                ('sha256', models.CharField(max_length=64)),
-                ('idempotency_key', models.CharField(blank=True, max_length=128)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Classifying'), ('done', 'Done'), ('failed', 'Failed'), ('rejected', 'Rejected')], db_index=True, default='queued', max_length=16)),
-                ('status_reason', models.CharField(blank=True, max_length=500)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('uploaded_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='uploaded_cases', to=settings.AUTH_USER_MODEL)),
-                ('lesion', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='cases.lesion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("image_key", models.CharField(max_length=255, unique=True)),
+                ("image_content_type", models.CharField(max_length=32)),
+                ("image_width", models.PositiveIntegerField()),
+                ("image_height", models.PositiveIntegerField()),
+                ("source_url", models.URLField(blank=True, max_length=2048)),
+                ("original_filename", models.CharField(blank=True, max_length=255)),
+                ("sha256", models.CharField(max_length=64)),
+                ("idempotency_key", models.CharField(blank=True, max_length=128)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Classifying"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                            ("rejected", "Rejected"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("status_reason", models.CharField(blank=True, max_length=500)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "uploaded_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="uploaded_cases",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "lesion",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="cases",
+                        to="cases.lesion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Prediction',
+            name="Prediction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('probabilities', models.JSONField()),
-                ('top_class', models.CharField(max_length=16)),
-                ('top_probability', models.FloatField()),
-                ('latency_ms', models.PositiveIntegerField()),
-                ('result_key', models.CharField(max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('case', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='prediction', to='cases.case')),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='predictions', to='modelops.modelversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("probabilities", models.JSONField()),
+                ("top_class", models.CharField(max_length=16)),
+                ("top_probability", models.FloatField()),
+                ("latency_ms", models.PositiveIntegerField()),
+                ("result_key", models.CharField(max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "case",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="prediction",
+                        to="cases.case",
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="predictions",
+                        to="modelops.modelversion",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='case',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('uploaded_by', 'idempotency_key'), name='unique_idempotency_key_per_user'),
+            model_name="case",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key", ""), _negated=True),
+                fields=("uploaded_by", "idempotency_key"),
+                name="unique_idempotency_key_per_user",
+            ),
         ),
     ]

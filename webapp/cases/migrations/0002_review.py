@@ -6,25 +6,60 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0001_initial'),
+        ("cases", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Review',
+            name="Review",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('diagnosis', models.CharField(choices=[('akiec', "Actinic keratoses and intraepithelial carcinoma (Bowen's disease)"), ('bcc', 'Basal cell carcinoma'), ('bkl', 'Benign keratosis-like lesions'), ('df', 'Dermatofibroma'), ('mel', 'Melanoma'), ('nv', 'Melanocytic nevi'), ('vasc', 'Vascular lesions')], max_length=16)),
-                ('notes', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reviews', to='cases.case')),
-                ('reviewer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reviews', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "diagnosis",
+                    models.CharField(
+                        choices=[
+                            (
+                                "akiec",
+                                "Actinic keratoses and intraepithelial carcinoma (Bowen's disease)",
+                            ),
+                            ("bcc", "Basal cell carcinoma"),
+                            ("bkl", "Benign keratosis-like lesions"),
+                            ("df", "Dermatofibroma"),
+                            ("mel", "Melanoma"),
+                            ("nv", "Melanocytic nevi"),
+                            ("vasc", "Vascular lesions"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("notes", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reviews",
+                        to="cases.case",
+                    ),
+                ),
+                (
+                    "reviewer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reviews",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]

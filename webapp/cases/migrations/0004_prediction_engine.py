@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0003_rerun'),
+        ("cases", "0003_rerun"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='prediction',
-            name='engine',
+            model_name="prediction",
+            name="engine",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='rerunresult',
-            name='engine',
+            model_name="rerunresult",
+            name="engine",
             field=models.CharField(blank=True, max_length=32),
         ),
     ]

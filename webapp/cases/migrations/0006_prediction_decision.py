@@ -4,25 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0005_lesion_public_id'),
+        ("cases", "0005_lesion_public_id"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='prediction',
-            name='decision',
-            field=models.CharField(blank=True, choices=[('refer', 'Refer to a clinician'), ('routine', 'No referral needed')], max_length=16),
+            model_name="prediction",
+            name="decision",
+            field=models.CharField(
+                blank=True,
+                choices=[("refer", "Refer to a clinician"), ("routine", "No referral needed")],
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='prediction',
-            name='decision_reasons',
+            model_name="prediction",
+            name="decision_reasons",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='prediction',
-            name='malignant_probability',
+            model_name="prediction",
+            name="malignant_probability",
             field=models.FloatField(blank=True, null=True),
         ),
     ]

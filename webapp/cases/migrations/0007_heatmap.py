@@ -5,26 +5,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0006_prediction_decision'),
+        ("cases", "0006_prediction_decision"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HeatMap',
+            name="HeatMap",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Being made'), ('done', 'Ready'), ('failed', 'Could not be made')], default='queued', max_length=16)),
-                ('target_class', models.CharField(choices=[('akiec', "Actinic keratoses and intraepithelial carcinoma (Bowen's disease)"), ('bcc', 'Basal cell carcinoma'), ('bkl', 'Benign keratosis-like lesions'), ('df', 'Dermatofibroma'), ('mel', 'Melanoma'), ('nv', 'Melanocytic nevi'), ('vasc', 'Vascular lesions')], max_length=16)),
-                ('layer', models.CharField(blank=True, max_length=128)),
-                ('grid', models.JSONField(blank=True, null=True)),
-                ('image_key', models.CharField(blank=True, max_length=255)),
-                ('error', models.CharField(blank=True, max_length=500)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('prediction', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='heatmap', to='cases.prediction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Being made"),
+                            ("done", "Ready"),
+                            ("failed", "Could not be made"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "target_class",
+                    models.CharField(
+                        choices=[
+                            (
+                                "akiec",
+                                "Actinic keratoses and intraepithelial carcinoma (Bowen's disease)",
+                            ),
+                            ("bcc", "Basal cell carcinoma"),
+                            ("bkl", "Benign keratosis-like lesions"),
+                            ("df", "Dermatofibroma"),
+                            ("mel", "Melanoma"),
+                            ("nv", "Melanocytic nevi"),
+                            ("vasc", "Vascular lesions"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("layer", models.CharField(blank=True, max_length=128)),
+                ("grid", models.JSONField(blank=True, null=True)),
+                ("image_key", models.CharField(blank=True, max_length=255)),
+                ("error", models.CharField(blank=True, max_length=500)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "prediction",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="heatmap",
+                        to="cases.prediction",
+                    ),
+                ),
             ],
         ),
     ]

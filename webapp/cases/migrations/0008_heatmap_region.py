@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0007_heatmap'),
+        ("cases", "0007_heatmap"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='heatmap',
-            name='region',
+            model_name="heatmap",
+            name="region",
             field=models.JSONField(blank=True, default=list),
         ),
     ]

@@ -6,40 +6,48 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0008_heatmap_region'),
-        ('modelops', '0004_external_evaluation_sets'),
+        ("cases", "0008_heatmap_region"),
+        ("modelops", "0004_external_evaluation_sets"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='prediction',
-            name='latency_ms',
+            model_name="prediction",
+            name="latency_ms",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='prediction',
-            name='probabilities',
+            model_name="prediction",
+            name="probabilities",
             field=models.JSONField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='prediction',
-            name='result_key',
+            model_name="prediction",
+            name="result_key",
             field=models.CharField(blank=True, max_length=255),
         ),
         migrations.AlterField(
-            model_name='prediction',
-            name='top_class',
+            model_name="prediction",
+            name="top_class",
             field=models.CharField(blank=True, max_length=16),
         ),
         migrations.AlterField(
-            model_name='prediction',
-            name='top_probability',
+            model_name="prediction",
+            name="top_probability",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AddConstraint(
-            model_name='prediction',
-            constraint=models.CheckConstraint(condition=models.Q(('probabilities__isnull', False), ('top_probability__isnull', False), ('latency_ms__isnull', False), models.Q(('top_class', ''), _negated=True), models.Q(('result_key', ''), _negated=True)), name='prediction_is_answered'),
+            model_name="prediction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("probabilities__isnull", False),
+                    ("top_probability__isnull", False),
+                    ("latency_ms__isnull", False),
+                    models.Q(("top_class", ""), _negated=True),
+                    models.Q(("result_key", ""), _negated=True),
+                ),
+                name="prediction_is_answered",
+            ),
         ),
     ]

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,25 +14,92 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='GuidanceVersion',
+            name="GuidanceVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('dx', models.CharField(choices=[('akiec', "Actinic keratoses and intraepithelial carcinoma (Bowen's disease)"), ('bcc', 'Basal cell carcinoma'), ('bkl', 'Benign keratosis-like lesions'), ('df', 'Dermatofibroma'), ('mel', 'Melanoma'), ('nv', 'Melanocytic nevi'), ('vasc', 'Vascular lesions')], max_length=16)),
-                ('version', models.PositiveIntegerField()),
-                ('what_it_is', models.TextField(help_text='What this usually is, in plain words')),
-                ('first_line', models.TextField(help_text='First-line options a clinician may consider')),
-                ('see_a_doctor', models.TextField(help_text='When to see a doctor, and when urgently')),
-                ('sources', models.TextField(help_text='One source per line (title and address)')),
-                ('status', models.CharField(choices=[('draft', 'Waiting for approval'), ('approved', 'Approved (shown with results)'), ('superseded', 'Replaced by a newer version'), ('rejected', 'Not approved')], default='draft', max_length=16)),
-                ('written_at', models.DateTimeField(auto_now_add=True)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('review_note', models.TextField(blank=True)),
-                ('reviewed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='guidance_reviewed', to=settings.AUTH_USER_MODEL)),
-                ('written_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='guidance_written', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "dx",
+                    models.CharField(
+                        choices=[
+                            (
+                                "akiec",
+                                "Actinic keratoses and intraepithelial carcinoma (Bowen's disease)",
+                            ),
+                            ("bcc", "Basal cell carcinoma"),
+                            ("bkl", "Benign keratosis-like lesions"),
+                            ("df", "Dermatofibroma"),
+                            ("mel", "Melanoma"),
+                            ("nv", "Melanocytic nevi"),
+                            ("vasc", "Vascular lesions"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("version", models.PositiveIntegerField()),
+                ("what_it_is", models.TextField(help_text="What this usually is, in plain words")),
+                (
+                    "first_line",
+                    models.TextField(help_text="First-line options a clinician may consider"),
+                ),
+                (
+                    "see_a_doctor",
+                    models.TextField(help_text="When to see a doctor, and when urgently"),
+                ),
+                ("sources", models.TextField(help_text="One source per line (title and address)")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Waiting for approval"),
+                            ("approved", "Approved (shown with results)"),
+                            ("superseded", "Replaced by a newer version"),
+                            ("rejected", "Not approved"),
+                        ],
+                        default="draft",
+                        max_length=16,
+                    ),
+                ),
+                ("written_at", models.DateTimeField(auto_now_add=True)),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                ("review_note", models.TextField(blank=True)),
+                (
+                    "reviewed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="guidance_reviewed",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "written_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="guidance_written",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['dx', '-version'],
-                'constraints': [models.UniqueConstraint(fields=('dx', 'version'), name='one_guidance_version_number'), models.UniqueConstraint(condition=models.Q(('status', 'approved')), fields=('dx',), name='one_approved_guidance_per_class')],
+                "ordering": ["dx", "-version"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("dx", "version"), name="one_guidance_version_number"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "approved")),
+                        fields=("dx",),
+                        name="one_approved_guidance_per_class",
+                    ),
+                ],
             },
         ),
     ]

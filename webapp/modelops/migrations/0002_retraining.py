@@ -7,148 +7,379 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('modelops', '0001_initial'),
+        ("modelops", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='modelversion',
-            options={'ordering': ['-created_at', '-id']},
+            name="modelversion",
+            options={"ordering": ["-created_at", "-id"]},
         ),
         migrations.AlterField(
-            model_name='modelversion',
-            name='created_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL),
+            model_name="modelversion",
+            name="created_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='modelversion',
-            name='parent',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='modelops.modelversion'),
+            model_name="modelversion",
+            name="parent",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="children",
+                to="modelops.modelversion",
+            ),
         ),
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=80, unique=True)),
-                ('location_kind', models.CharField(choices=[('folder', 'Folder on the training server'), ('s3', 'Prefix in the object store')], max_length=8)),
-                ('location', models.CharField(help_text='absolute folder path, or key prefix in the bucket', max_length=1024)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=80, unique=True)),
+                (
+                    "location_kind",
+                    models.CharField(
+                        choices=[
+                            ("folder", "Folder on the training server"),
+                            ("s3", "Prefix in the object store"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "location",
+                    models.CharField(
+                        help_text="absolute folder path, or key prefix in the bucket",
+                        max_length=1024,
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetSnapshot',
+            name="DatasetSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sha256', models.CharField(max_length=64, unique=True)),
-                ('key', models.CharField(max_length=255)),
-                ('image_count', models.PositiveIntegerField()),
-                ('class_counts', models.JSONField()),
-                ('confirmed_case_count', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='snapshots', to='modelops.dataset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sha256", models.CharField(max_length=64, unique=True)),
+                ("key", models.CharField(max_length=255)),
+                ("image_count", models.PositiveIntegerField()),
+                ("class_counts", models.JSONField()),
+                ("confirmed_case_count", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="snapshots",
+                        to="modelops.dataset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-            },
-        ),
-        migrations.AddField(
-            model_name='modelversion',
-            name='snapshot',
-            field=models.ForeignKey(blank=True, help_text='the frozen data it was trained on', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='model_versions', to='modelops.datasetsnapshot'),
-        ),
-        migrations.CreateModel(
-            name='EvaluationSet',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sha256', models.CharField(max_length=64, unique=True)),
-                ('key', models.CharField(max_length=255)),
-                ('image_count', models.PositiveIntegerField()),
-                ('class_counts', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='evaluation_sets', to='modelops.dataset')),
-            ],
-            options={
-                'ordering': ['-created_at', '-id'],
-            },
-        ),
-        migrations.AddField(
-            model_name='datasetsnapshot',
-            name='evaluation_set',
-            field=models.ForeignKey(help_text='left out of this snapshot', on_delete=django.db.models.deletion.PROTECT, related_name='snapshots', to='modelops.evaluationset'),
-        ),
-        migrations.CreateModel(
-            name='ModelEvent',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('promote', 'Promoted'), ('rollback', 'Rolled back'), ('activate', 'Activated from the command line')], max_length=16)),
-                ('reason', models.TextField(blank=True)),
-                ('gate', models.JSONField(blank=True, default=dict, help_text='the comparison promotion checked')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL)),
-                ('previous', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='modelops.modelversion')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='modelops.modelversion')),
-            ],
-            options={
-                'ordering': ['-created_at', '-id'],
-            },
-        ),
-        migrations.CreateModel(
-            name='TrainingRun',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('include_confirmed_cases', models.BooleanField(default=False)),
-                ('preset', models.CharField(blank=True, max_length=16)),
-                ('options', models.JSONField(help_text='training options (preset plus explicit choices)')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('preparing', 'Preparing data'), ('training', 'Training'), ('evaluating', 'Evaluating'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], db_index=True, default='queued', max_length=16)),
-                ('status_reason', models.TextField(blank=True)),
-                ('problems', models.JSONField(blank=True, default=list, help_text='what was wrong with the data')),
-                ('progress', models.JSONField(blank=True, default=dict)),
-                ('device', models.CharField(blank=True, max_length=200)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('cancel_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('artefacts', models.JSONField(blank=True, default=dict, help_text='name → object key')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('cancel_requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='training_runs', to='modelops.dataset')),
-                ('repeat_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='repeats', to='modelops.trainingrun')),
-                ('requested_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='training_runs', to=settings.AUTH_USER_MODEL)),
-                ('snapshot', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='modelops.datasetsnapshot')),
-            ],
-            options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='training_run',
-            field=models.OneToOneField(blank=True, help_text='the run that trained it (none for imported models)', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='model_version', to='modelops.trainingrun'),
+            model_name="modelversion",
+            name="snapshot",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="the frozen data it was trained on",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="model_versions",
+                to="modelops.datasetsnapshot",
+            ),
         ),
         migrations.CreateModel(
-            name='ModelEvaluation',
+            name="EvaluationSet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('metrics', models.JSONField()),
-                ('artefacts', models.JSONField(blank=True, default=dict, help_text='plot name → object key')),
-                ('seen_in_training', models.IntegerField(blank=True, help_text='evaluation images the model trained or validated on (unknown when empty)', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('evaluation_set', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='evaluations', to='modelops.evaluationset')),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='evaluations', to='modelops.modelversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sha256", models.CharField(max_length=64, unique=True)),
+                ("key", models.CharField(max_length=255)),
+                ("image_count", models.PositiveIntegerField()),
+                ("class_counts", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluation_sets",
+                        to="modelops.dataset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.UniqueConstraint(fields=('model_version', 'evaluation_set'), name='one_evaluation_per_set')],
+                "ordering": ["-created_at", "-id"],
+            },
+        ),
+        migrations.AddField(
+            model_name="datasetsnapshot",
+            name="evaluation_set",
+            field=models.ForeignKey(
+                help_text="left out of this snapshot",
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="snapshots",
+                to="modelops.evaluationset",
+            ),
+        ),
+        migrations.CreateModel(
+            name="ModelEvent",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("promote", "Promoted"),
+                            ("rollback", "Rolled back"),
+                            ("activate", "Activated from the command line"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                (
+                    "gate",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="the comparison promotion checked"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "previous",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="modelops.modelversion",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="modelops.modelversion",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["-created_at", "-id"],
+            },
+        ),
+        migrations.CreateModel(
+            name="TrainingRun",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("include_confirmed_cases", models.BooleanField(default=False)),
+                ("preset", models.CharField(blank=True, max_length=16)),
+                (
+                    "options",
+                    models.JSONField(help_text="training options (preset plus explicit choices)"),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("preparing", "Preparing data"),
+                            ("training", "Training"),
+                            ("evaluating", "Evaluating"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("status_reason", models.TextField(blank=True)),
+                (
+                    "problems",
+                    models.JSONField(
+                        blank=True, default=list, help_text="what was wrong with the data"
+                    ),
+                ),
+                ("progress", models.JSONField(blank=True, default=dict)),
+                ("device", models.CharField(blank=True, max_length=200)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("cancel_requested_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "artefacts",
+                    models.JSONField(blank=True, default=dict, help_text="name → object key"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "cancel_requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="training_runs",
+                        to="modelops.dataset",
+                    ),
+                ),
+                (
+                    "repeat_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="repeats",
+                        to="modelops.trainingrun",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="training_runs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "snapshot",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="modelops.datasetsnapshot",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["-created_at", "-id"],
+            },
+        ),
+        migrations.AddField(
+            model_name="modelversion",
+            name="training_run",
+            field=models.OneToOneField(
+                blank=True,
+                help_text="the run that trained it (none for imported models)",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="model_version",
+                to="modelops.trainingrun",
+            ),
+        ),
+        migrations.CreateModel(
+            name="ModelEvaluation",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("metrics", models.JSONField()),
+                (
+                    "artefacts",
+                    models.JSONField(blank=True, default=dict, help_text="plot name → object key"),
+                ),
+                (
+                    "seen_in_training",
+                    models.IntegerField(
+                        blank=True,
+                        help_text="evaluation images the model trained or validated on (unknown when empty)",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "evaluation_set",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluations",
+                        to="modelops.evaluationset",
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluations",
+                        to="modelops.modelversion",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("model_version", "evaluation_set"), name="one_evaluation_per_set"
+                    )
+                ],
             },
         ),
     ]

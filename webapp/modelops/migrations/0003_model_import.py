@@ -7,32 +7,82 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('modelops', '0002_retraining'),
+        ("modelops", "0002_retraining"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ModelImport',
+            name="ModelImport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('kind', models.CharField(choices=[('bundle', 'A SkinSight bundle (.zip)'), ('model_file', 'A Keras model file (.keras or .h5, Keras 2 or 3)'), ('json_weights', "Keras JSON + H5 weights (the paper's deployment files)")], max_length=16)),
-                ('architecture', models.CharField(max_length=64)),
-                ('input_scale', models.CharField(default='0-255', max_length=8)),
-                ('name', models.CharField(blank=True, max_length=120)),
-                ('uploads', models.JSONField(default=dict, help_text='role → object key of the uploaded files')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Checking'), ('succeeded', 'Registered'), ('failed', 'Refused')], default='queued', max_length=16)),
-                ('status_reason', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('model_version', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='import_record', to='modelops.modelversion')),
-                ('requested_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='model_imports', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("bundle", "A SkinSight bundle (.zip)"),
+                            ("model_file", "A Keras model file (.keras or .h5, Keras 2 or 3)"),
+                            (
+                                "json_weights",
+                                "Keras JSON + H5 weights (the paper's deployment files)",
+                            ),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("architecture", models.CharField(max_length=64)),
+                ("input_scale", models.CharField(default="0-255", max_length=8)),
+                ("name", models.CharField(blank=True, max_length=120)),
+                (
+                    "uploads",
+                    models.JSONField(
+                        default=dict, help_text="role → object key of the uploaded files"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Checking"),
+                            ("succeeded", "Registered"),
+                            ("failed", "Refused"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("status_reason", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "model_version",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="import_record",
+                        to="modelops.modelversion",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="model_imports",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]

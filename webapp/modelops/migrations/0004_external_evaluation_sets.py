@@ -6,40 +6,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('modelops', '0003_model_import'),
+        ("modelops", "0003_model_import"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='evaluationset',
-            name='description',
+            model_name="evaluationset",
+            name="description",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='evaluationset',
-            name='kind',
-            field=models.CharField(choices=[('held_out', 'Held out from a training dataset'), ('external', 'Photos from other sources')], default='held_out', max_length=16),
+            model_name="evaluationset",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("held_out", "Held out from a training dataset"),
+                    ("external", "Photos from other sources"),
+                ],
+                default="held_out",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='evaluationset',
-            name='name',
-            field=models.CharField(blank=True, help_text='how pages name an external set', max_length=80),
+            model_name="evaluationset",
+            name="name",
+            field=models.CharField(
+                blank=True, help_text="how pages name an external set", max_length=80
+            ),
         ),
         migrations.AddField(
-            model_name='evaluationset',
-            name='registered_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="evaluationset",
+            name="registered_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='evaluationset',
-            name='dataset',
-            field=models.ForeignKey(blank=True, help_text='the dataset a held-out set was carved from (none for an external set)', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='evaluation_sets', to='modelops.dataset'),
+            model_name="evaluationset",
+            name="dataset",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="the dataset a held-out set was carved from (none for an external set)",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="evaluation_sets",
+                to="modelops.dataset",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationset',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('dataset__isnull', True), ('kind', 'external'), ('name__gt', '')), models.Q(('dataset__isnull', False), ('kind', 'held_out')), _connector='OR'), name='evaluation_set_kind_matches_origin'),
+            model_name="evaluationset",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("dataset__isnull", True), ("kind", "external"), ("name__gt", "")),
+                    models.Q(("dataset__isnull", False), ("kind", "held_out")),
+                    _connector="OR",
+                ),
+                name="evaluation_set_kind_matches_origin",
+            ),
         ),
     ]

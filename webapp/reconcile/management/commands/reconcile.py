@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from webapp import reconcile as reconciler
+from webapp.reconcile import reconciler
 
 
 class Command(BaseCommand):

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ml.preprocess import to_rgb
-from webapp.cases.quality import QualityProblem, photo_quality_problems
 from webapp.errors import ApplicationError
+from webapp.intake.quality import QualityProblem, photo_quality_problems
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -110,7 +110,7 @@ class NormalizedImage:
     original_width: int
     original_height: int
     sha256: str
-    # What would make the photo unfit to classify (webapp.cases.quality); the caller decides.
+    # What would make the photo unfit to classify (webapp.intake.quality); the caller decides.
     quality_problems: tuple[QualityProblem, ...] = ()
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from webapp.cases.heatmaps import heatmaps_requeue_stuck
 from webapp.cases.models import Case, HeatMap, HeatMapStatus, Prediction
-from webapp.cases.services import cases_requeue_stuck, reruns_requeue_stuck
+from webapp.cases.services.jobs import cases_requeue_stuck
 from webapp.config.broker import waiting_first_arguments
 from webapp.config.celery import CLASSIFY_TASK, EXPLAIN_TASK, IMPORT_TASK, RERUN_TASK
 from webapp.modelops.services.imports import imports_requeue_stuck
+from webapp.reruns.services import reruns_requeue_stuck
 from webapp.storage import store
 
 CASE_PREFIXES = ("cases/images/", "cases/results/")

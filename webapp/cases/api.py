@@ -1,12 +1,13 @@
+"""The cases API: uploads, a case and its photo, heat map, exports and reviews, the review queue
+and lesions. Answers use the same output serializers as the pages (``webapp.cases.serializers``)."""
+
 import json
-from collections.abc import Mapping
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import Throttled, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -14,20 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ml.classes import CLASSES
-from webapp.accounts.forms import throttled_message
-from webapp.accounts.login_throttle import client_address, login_failed, login_succeeded, login_wait
 from webapp.api.parsers import StrictJSONParser
 from webapp.api.permissions import IsClinicianOrAdmin
-from webapp.api.serializers import (
-    CaseUploadSerializer,
-    CaseUrlUploadSerializer,
-    ReviewQueuePageSerializer,
-)
 from webapp.cases.exports import case_fhir_bundle, case_json
 from webapp.cases.forms import ReviewQueueFilter
 from webapp.cases.heatmaps import heatmap_request
 from webapp.cases.models import HeatMapStatus
-from webapp.cases.quota import UploadRateThrottle
 from webapp.cases.selectors import (
     case_get_for_user,
     case_reviews,
@@ -40,34 +33,19 @@ from webapp.cases.selectors import (
 )
 from webapp.cases.serializers import (
     CaseSerializer,
+    CaseUploadSerializer,
+    CaseUrlUploadSerializer,
     HeatMapSerializer,
     LesionSerializer,
     LesionSummarySerializer,
+    ReviewQueuePageSerializer,
     ReviewSerializer,
 )
-from webapp.cases.services import case_delete, case_upload, review_create
+from webapp.cases.services.deletion import case_delete
+from webapp.cases.services.reviews import review_create
+from webapp.cases.services.uploads import case_upload
+from webapp.intake.quota import UploadRateThrottle
 from webapp.storage.responses import private_object_response
-
-
-class TokenView(ObtainAuthToken):
-    """A token for a username and password; failed tries are throttled like the sign-in page's
-    (429 with Retry-After while the account or address must wait)."""
-
-    def post(self, request, *args, **kwargs):
-        if not isinstance(request.data, Mapping):
-            raise ValidationError({"detail": "Send an object with 'username' and 'password'."})
-        username = str(request.data.get("username", ""))
-        address = client_address(request)
-        wait = login_wait(username, address)
-        if wait:
-            raise Throttled(wait=wait, detail=throttled_message(wait))
-        try:
-            response = super().post(request, *args, **kwargs)
-        except ValidationError:
-            login_failed(username, address)
-            raise
-        login_succeeded(username)
-        return response
 
 
 class CaseListCreateView(GenericAPIView):

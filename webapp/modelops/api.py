@@ -1,23 +1,17 @@
-"""REST API for model operations: training runs, datasets, versions, promotion and rollback (admins),
+"""The model-operations API: training runs, datasets, versions, promotion and rollback (admins),
 and the active model's card (everyone signed in)."""
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from ml.architecture_defaults import ARCHITECTURE_NAMES
-from ml.preprocess import INPUT_SCALINGS
-from ml.training_config import PRESETS
 from webapp.api.permissions import IsAdminRole
 from webapp.api.schema import ErrorSerializer
-from webapp.cases.selectors import rerun_get, rerun_report
-from webapp.cases.services import rerun_create
 from webapp.modelops.cards import model_card
 from webapp.modelops.judging import comparison
-from webapp.modelops.models import Dataset, DatasetLocation, ImportKind
 from webapp.modelops.selectors import (
     datasets_list,
     model_import_get,
@@ -29,52 +23,17 @@ from webapp.modelops.selectors import (
     training_run_state,
     training_runs_list,
 )
+from webapp.modelops.serializers import (
+    DatasetSerializer,
+    ModelImportSerializer,
+    ReasonSerializer,
+    TrainingRunRequestSerializer,
+    TrainingRunStateSerializer,
+)
 from webapp.modelops.services.datasets import dataset_register
 from webapp.modelops.services.imports import model_import_create
 from webapp.modelops.services.registry import model_version_promote, model_version_rollback
 from webapp.modelops.services.runs import training_run_cancel, training_run_create
-from webapp.serializer_fields import LookupSlugField
-
-
-class TrainingRunRequestSerializer(serializers.Serializer):
-    dataset = LookupSlugField(slug_field="name", queryset=Dataset.objects.all())
-    preset = serializers.ChoiceField(choices=["", *PRESETS], required=False, default="standard")
-    architecture = serializers.ChoiceField(choices=ARCHITECTURE_NAMES, default="mobilenet_v2")
-    options = serializers.DictField(
-        required=False,
-        default=dict,
-        help_text='explicit training options over the preset, e.g. {"head_epochs": 2, '
-        '"image_size": 128, "max_minutes": 30}',
-    )
-    include_confirmed_cases = serializers.BooleanField(required=False, default=False)
-
-
-class TrainingRunStateSerializer(serializers.Serializer):
-    """Documents the shape of `training_run_state()`; the data comes from the selector."""
-
-    id = serializers.UUIDField()
-    status = serializers.CharField()
-    status_label = serializers.CharField()
-    finished = serializers.BooleanField()
-    reason = serializers.CharField()
-    problems = serializers.ListField(child=serializers.DictField())
-    requested_by = serializers.CharField()
-    dataset = serializers.CharField()
-    options = serializers.DictField()
-    device = serializers.CharField()
-    progress = serializers.DictField()
-    model_version = serializers.CharField(allow_null=True)
-
-
-class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-
-
-class DatasetSerializer(serializers.Serializer):
-    name = serializers.SlugField(max_length=80)
-    location_kind = serializers.ChoiceField(choices=DatasetLocation.choices)
-    location = serializers.CharField(max_length=1024)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 def _version_json(version) -> dict:
@@ -314,54 +273,6 @@ class ActiveModelView(GenericAPIView):
                 "weak_classes": card["weak_classes"],
             }
         )
-
-
-class RerunRequestSerializer(serializers.Serializer):
-    case_ids = serializers.ListField(child=serializers.CharField(), required=False, default=list)
-    recent = serializers.IntegerField(required=False, min_value=1, max_value=500, allow_null=True)
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-
-
-class ModelVersionRerunView(GenericAPIView):
-    """Classify chosen past cases again with this version; their own results stay as they are."""
-
-    permission_classes = [IsAdminRole]
-    serializer_class = RerunRequestSerializer
-
-    @extend_schema(responses={201: OpenApiResponse(description="the re-run report")})
-    def post(self, request, name):
-        serializer = RerunRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        rerun = rerun_create(
-            version=model_version_get(name=name),
-            requested_by=request.user,
-            case_ids=data["case_ids"],
-            recent=data.get("recent"),
-            reason=data["reason"],
-        )
-        return Response(rerun_report(rerun), status=status.HTTP_201_CREATED)
-
-
-class RerunDetailView(GenericAPIView):
-    permission_classes = [IsAdminRole]
-
-    @extend_schema(
-        responses=OpenApiResponse(description="each case's own answer beside the re-run's")
-    )
-    def get(self, request, public_id):
-        return Response(rerun_report(rerun_get(public_id=public_id)))
-
-
-class ModelImportSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=ImportKind.choices)
-    bundle = serializers.FileField(required=False)
-    model = serializers.FileField(required=False)
-    json = serializers.FileField(required=False)
-    weights = serializers.FileField(required=False)
-    architecture = serializers.CharField(max_length=64)
-    input_scale = serializers.ChoiceField(choices=list(INPUT_SCALINGS), default="0-255")
-    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=120)
 
 
 class ModelImportCreateView(GenericAPIView):

@@ -1,3 +1,5 @@
+"""The guidance API: the approved text per class for everyone; proposals and reviews for clinicians."""
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
