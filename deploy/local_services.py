@@ -71,6 +71,16 @@ def _serves(pid: int, data_dir: Path) -> bool:
     return str(data_dir) in command or cwd == str(data_dir)
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs: a process that has exited but that its parent has not reaped yet
+    (a zombie, as a leftover started by this same process is until it waits) has stopped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
 def stop_leftover(pid_file: Path, data_dir: Path, what: str, grace: float = 10.0) -> bool:
     """Stop a server an earlier run left behind (its owner was killed): the process named in
     ``pid_file``, if it still serves ``data_dir``."""
@@ -84,9 +94,9 @@ def stop_leftover(pid_file: Path, data_dir: Path, what: str, grace: float = 10.0
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+    while _running(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if Path(f"/proc/{pid}").exists():
+    if _running(pid):
         os.kill(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     print(f"[skinsight] stopped a {what} left running by an earlier start (pid {pid})", flush=True)

@@ -151,6 +151,29 @@ def sample_photos(shared_dir):
 
 
 @pytest.fixture
+def generated_photos(tmp_path_factory) -> dict[str, Path]:
+    """Photos the tests make, one per class, 600x450 like HAM10000's, which pass the retake gate:
+    the core end-to-end tests run on them where ../shared is absent."""
+    from ml.classes import CLASSES
+    from tests.images import jpeg_bytes
+
+    folder = tmp_path_factory.mktemp("generated-photos")
+    photos = {}
+    for seed, dx in enumerate(CLASSES):
+        photos[dx] = folder / f"generated_{dx}.jpg"
+        photos[dx].write_bytes(jpeg_bytes(600, 450, seed=seed))
+    return photos
+
+
+@pytest.fixture(params=["generated", "real"])
+def upload_photos(request) -> dict[str, Path]:
+    """One photo per class: the tests' own, and (skipping where ../shared is absent) real ones."""
+    if request.param == "generated":
+        return request.getfixturevalue("generated_photos")
+    return request.getfixturevalue("sample_photos")
+
+
+@pytest.fixture
 def active_tiny_model(tiny_bundle):
     """Register and activate the tiny bundle through the same command an operator uses."""
     from django.core.management import call_command

@@ -1,8 +1,11 @@
 import factory
 
 from ml.answer import Answer
+from ml.classes import CLASSES
 from ml.referral import ReferralRule, decide
 from webapp.accounts.models import CareAssignment, Role, User
+from webapp.cases.models import Case, Lesion, Prediction
+from webapp.modelops.models import Dataset, DatasetLocation, ModelVersion, TrainingRun
 
 PASSWORD = "correct-horse-battery-9"
 
@@ -58,3 +61,78 @@ def answer_for(
         engine,
         latency_ms,
     )
+
+
+# --- rows of the model registry and of cases, for tests that read rows (pages, the gate, the
+# reconciler); a test of the upload or the workers makes its cases through the services instead
+# (the make_case fixture), so that their photos exist.
+
+UNIFORM = dict.fromkeys(CLASSES, 1 / len(CLASSES))
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    """A registered version whose bundle is never fetched."""
+
+    class Meta:
+        model = ModelVersion
+
+    name = factory.Sequence(lambda n: f"version-{n}")
+    architecture = "basic_cnn"
+    bundle_key = factory.LazyAttribute(lambda v: f"models/{v.name}/x.zip")
+    sha256 = "0" * 64
+    manifest = factory.LazyFunction(lambda: {"class_names": list(CLASSES)})
+
+
+class DatasetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Dataset
+
+    name = factory.Sequence(lambda n: f"dataset-{n}")
+    location_kind = DatasetLocation.FOLDER
+    location = "/nowhere"
+
+
+class TrainingRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TrainingRun
+
+    requested_by = factory.SubFactory(AdminFactory)
+    dataset = factory.SubFactory(DatasetFactory)
+    options = factory.LazyFunction(dict)
+
+
+class LesionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lesion
+
+    patient = factory.SubFactory(UserFactory)
+
+
+class CaseFactory(factory.django.DjangoModelFactory):
+    """A case row whose photo was never stored."""
+
+    class Meta:
+        model = Case
+
+    lesion = factory.SubFactory(LesionFactory)
+    uploaded_by = factory.LazyAttribute(lambda c: c.lesion.patient)
+    image_key = factory.Sequence(lambda n: f"cases/row-only-{n}.jpg")
+    image_content_type = "image/jpeg"
+    image_width = 64
+    image_height = 64
+    sha256 = "0" * 64
+
+
+class PredictionFactory(factory.django.DjangoModelFactory):
+    """A recorded answer: the named class is the most probable one unless ``top_class`` says."""
+
+    class Meta:
+        model = Prediction
+
+    case = factory.SubFactory(CaseFactory)
+    model_version = factory.SubFactory(ModelVersionFactory)
+    probabilities = factory.LazyFunction(lambda: dict(UNIFORM))
+    top_class = factory.LazyAttribute(lambda p: max(p.probabilities, key=p.probabilities.get))
+    top_probability = factory.LazyAttribute(lambda p: p.probabilities[p.top_class])
+    latency_ms = 5
+    result_key = "r"

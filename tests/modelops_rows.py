@@ -1,18 +1,7 @@
-"""Model versions and their evaluations as database rows, for tests of the gate and the pages."""
+"""Model versions' evaluations as database rows, for tests of the gate and the pages (the versions
+themselves: ``tests.factories.ModelVersionFactory``)."""
 
-from ml.classes import CLASSES
 from webapp.modelops.models import ModelEvaluation, ModelVersion
-
-
-def version_row(name: str) -> ModelVersion:
-    """A registered version whose bundle is never fetched (the gate and pages read rows only)."""
-    return ModelVersion.objects.create(
-        name=name,
-        architecture="basic_cnn",
-        bundle_key=f"models/{name}/x.zip",
-        sha256="0" * 64,
-        manifest={"class_names": list(CLASSES)},
-    )
 
 
 def judged(version, evaluation_set, balanced, melanoma, seen=0, **metrics) -> ModelVersion:

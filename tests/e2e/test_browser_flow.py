@@ -47,10 +47,10 @@ def sign_up_and_upload(page, url: str, username: str, photo: Path) -> None:
     assert page.locator("#status").inner_text() in {"Queued", "Classifying"}
 
 
-def test_sign_up_upload_and_see_result_live(stack, sample_photos, browser, tmp_path):
+def test_sign_up_upload_and_see_result_live(stack, upload_photos, browser, tmp_path):
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
     url = stack["url"]
-    sign_up_and_upload(page, url, "maria", next(iter(sample_photos.values())))
+    sign_up_and_upload(page, url, "maria", next(iter(upload_photos.values())))
     # Mark this document: if the page reloaded, the mark would be gone.
     page.evaluate("window.__noReload = true")
     # Playwright's expect polls from outside the page: the page's CSP forbids evaluating strings.
@@ -79,7 +79,7 @@ def test_sign_up_upload_and_see_result_live(stack, sample_photos, browser, tmp_p
     assert image.status == 200 and image.headers["content-type"] == "image/jpeg"
 
 
-def test_result_still_arrives_when_the_websocket_keeps_dropping(stack, sample_photos, browser):
+def test_result_still_arrives_when_the_websocket_keeps_dropping(stack, upload_photos, browser):
     page = browser.new_page()
     drops = []
 
@@ -88,7 +88,7 @@ def test_result_still_arrives_when_the_websocket_keeps_dropping(stack, sample_ph
         socket_route.close()
 
     page.route_web_socket("**/ws/cases/**", refuse)
-    sign_up_and_upload(page, stack["url"], "omar", list(sample_photos.values())[1])
+    sign_up_and_upload(page, stack["url"], "omar", list(upload_photos.values())[1])
     page.evaluate("window.__noReload = true")
     expect(page.locator("#connection")).to_contain_text("Reconnecting")
 

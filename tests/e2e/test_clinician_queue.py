@@ -25,12 +25,14 @@ def skewed(towards: str) -> dict[str, float]:
 
 
 @pytest.fixture
-def clinic(sample_photos, active_tiny_model, django_capture_on_commit_callbacks):
+def clinic(generated_photos, active_tiny_model, django_capture_on_commit_callbacks):
     """Three real photos of one patient, classified (one of them referred), and their clinician."""
     assignment = CareAssignmentFactory()
     patient, clinician = assignment.patient, assignment.clinician
     cases = []
-    for photo, towards in zip(list(sample_photos.values())[:3], ("nv", "mel", "bkl"), strict=True):
+    for photo, towards in zip(
+        list(generated_photos.values())[:3], ("nv", "mel", "bkl"), strict=True
+    ):
         image = normalize_image(
             photo.read_bytes(),
             max_bytes=settings.UPLOAD_MAX_BYTES,

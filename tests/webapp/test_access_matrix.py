@@ -16,7 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tests.factories import AdminFactory, answer_for
+from tests.factories import AdminFactory, ModelVersionFactory, answer_for
 from tests.webapp.test_access_control import api_client
 from tests.webapp.test_live_push import close_executor_connections  # noqa: F401  (autouse)
 from webapp.audit.middleware import AUDITED_ROUTES
@@ -25,7 +25,6 @@ from webapp.cases.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, CaseC
 from webapp.cases.models import HeatMap, HeatMapStatus
 from webapp.cases.services.jobs import case_claim_for_classification
 from webapp.cases.services.predictions import case_record_predictions
-from webapp.modelops.models import ModelVersion
 from webapp.storage import store
 
 pytestmark = pytest.mark.django_db
@@ -123,10 +122,7 @@ def test_every_route_has_its_row():
 def world(make_case, patient, other_patient, clinician, unassigned_clinician):
     """The patient's classified case with its heat map made, and every kind of caller."""
     case = make_case(patient, body_site="back")
-    version = ModelVersion.objects.create(
-        name="matrix", architecture="basic_cnn", bundle_key="models/matrix.zip",
-        sha256="0" * 64, manifest={},
-    )  # fmt: skip
+    version = ModelVersionFactory(name="matrix", manifest={})
     probabilities = dict.fromkeys(("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"), 0.1)
     probabilities["nv"] = 0.4
     case_claim_for_classification(case_id=case.pk)

@@ -1,11 +1,11 @@
 """Job state: status only moves forward, a prediction is recorded once, waiting cases are re-enqueued."""
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from ml.referral import ReferralRule
-from tests.factories import answer_for
+from tests.factories import ModelVersionFactory, PredictionFactory, answer_for
 from webapp.cases.models import Case, CaseStatus, Prediction
 from webapp.cases.publishing import cases_publish
 from webapp.cases.serializers import case_state
@@ -17,7 +17,6 @@ from webapp.cases.services.jobs import (
     case_release_claim,
 )
 from webapp.cases.services.predictions import case_record_predictions
-from webapp.modelops.models import ModelVersion
 from webapp.storage.store import StorageUnavailable
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +26,7 @@ PROBS = {"akiec": 0.01, "bcc": 0.02, "bkl": 0.05, "df": 0.01, "mel": 0.30, "nv":
 
 @pytest.fixture
 def version(db):
-    return ModelVersion.objects.create(
-        name="tiny-1", architecture="basic_cnn", bundle_key="models/tiny-1/x.zip", sha256="0" * 64,
-        manifest={"class_names": list(PROBS)},
-    )  # fmt: skip
+    return ModelVersionFactory(name="tiny-1")
 
 
 def answer(case, latency_ms=12, probabilities=PROBS) -> dict:
@@ -187,3 +183,12 @@ def test_a_case_without_a_result_is_described_without_looking_for_a_prediction(m
         state = case_state(case)
     assert state["status"] == CaseStatus.QUEUED and state["prediction"] is None
     assert not [q for q in queries.captured_queries if "cases_prediction" in q["sql"]]
+
+
+def test_a_prediction_cannot_be_stored_without_its_answer(version):
+    # The answer's fields are optional on the shared ClassifierOutput (a re-run result waits for
+    # its answer); a prediction's check constraint still requires every one of them.
+    prediction = PredictionFactory(model_version=version)
+    for field, empty in (("top_class", ""), ("result_key", ""), ("probabilities", None)):
+        with pytest.raises(IntegrityError, match="prediction_is_answered"), transaction.atomic():
+            Prediction.objects.filter(pk=prediction.pk).update(**{field: empty})

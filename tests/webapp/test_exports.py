@@ -8,14 +8,13 @@ import jsonschema
 import pytest
 from django.urls import reverse
 
-from tests.factories import ClinicianFactory, answer_for
+from tests.factories import ClinicianFactory, ModelVersionFactory, answer_for
 from tests.webapp.test_access_control import api_client
 from webapp.audit.models import AuditEvent
 from webapp.cases.models import Case, HeatMap, HeatMapStatus
 from webapp.cases.services.jobs import case_claim_for_classification
 from webapp.cases.services.predictions import case_record_predictions
 from webapp.cases.services.reviews import review_create
-from webapp.modelops.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -44,13 +43,7 @@ def r4_validator():
 
 @pytest.fixture
 def version(db):
-    return ModelVersion.objects.create(
-        name="export-test",
-        architecture="mobilenet_v2",
-        bundle_key="models/export-test.zip",
-        sha256="0" * 64,
-        manifest={"class_names": list(PROBABILITIES)},
-    )
+    return ModelVersionFactory(name="export-test", architecture="mobilenet_v2")
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from tests.factories import AdminFactory, UserFactory
+from tests.factories import AdminFactory, DatasetFactory, ModelVersionFactory, UserFactory
 from tests.ml.synthetic import write_tiny_dataset
-from tests.modelops_rows import judged, version_row
+from tests.modelops_rows import judged
 from webapp.modelops.judging import (
     comparison,
     evaluation_set_current,
@@ -20,7 +20,6 @@ from webapp.modelops.judging import (
     promotion_gate,
 )
 from webapp.modelops.models import (
-    Dataset,
     EvaluationSet,
     EvaluationSetKind,
 )
@@ -167,7 +166,7 @@ def _judged(version, evaluation_set, balanced, melanoma):
 
 @pytest.fixture
 def both_sets():
-    dataset = Dataset.objects.create(name="d", location_kind="folder", location="/data")
+    dataset = DatasetFactory(name="d", location="/data")
     held_out = EvaluationSet.objects.create(
         dataset=dataset, sha256="e" * 64, key="k1", image_count=100, class_counts={}
     )
@@ -185,7 +184,7 @@ def both_sets():
 @pytest.fixture
 def active(both_sets):
     held_out, external = both_sets
-    version = _judged(version_row("old"), held_out, balanced=0.70, melanoma=0.60)
+    version = _judged(ModelVersionFactory(name="old"), held_out, balanced=0.70, melanoma=0.60)
     _judged(version, external, balanced=0.60, melanoma=0.50)
     model_version_activate(version=version, reason="first model")
     return version
@@ -194,7 +193,7 @@ def active(both_sets):
 def test_the_gate_refuses_a_candidate_worse_on_photos_from_other_sources(active, both_sets):
     held_out, external = both_sets
     # Better on its own split, much worse elsewhere: the trade the gate exists to stop.
-    candidate = _judged(version_row("new"), held_out, balanced=0.80, melanoma=0.70)
+    candidate = _judged(ModelVersionFactory(name="new"), held_out, balanced=0.80, melanoma=0.70)
     _judged(candidate, external, balanced=0.45, melanoma=0.52)
     gate = promotion_gate(candidate)
     assert gate["passed"] is False
@@ -215,7 +214,7 @@ def test_the_gate_refuses_a_candidate_worse_on_photos_from_other_sources(active,
 
 def test_a_candidate_not_yet_judged_on_the_external_set_is_refused(active, both_sets):
     held_out, _ = both_sets
-    candidate = _judged(version_row("new"), held_out, balanced=0.80, melanoma=0.70)
+    candidate = _judged(ModelVersionFactory(name="new"), held_out, balanced=0.80, melanoma=0.70)
     gate = promotion_gate(candidate)
     assert gate["passed"] is False
     assert gate["reasons"] == [
@@ -225,7 +224,7 @@ def test_a_candidate_not_yet_judged_on_the_external_set_is_refused(active, both_
 
 def test_a_candidate_no_worse_on_either_set_passes(active, both_sets):
     held_out, external = both_sets
-    candidate = _judged(version_row("new"), held_out, balanced=0.69, melanoma=0.60)
+    candidate = _judged(ModelVersionFactory(name="new"), held_out, balanced=0.69, melanoma=0.60)
     _judged(candidate, external, balanced=0.61, melanoma=0.50)
     assert promotion_gate(candidate)["passed"] is True
     assert [s.kind for s in judging_sets()] == ["external", "held_out"]
@@ -233,7 +232,7 @@ def test_a_candidate_no_worse_on_either_set_passes(active, both_sets):
 
 def test_without_an_external_set_the_gate_says_its_judgement_is_narrow(both_sets):
     both_sets[1].delete()
-    gate = promotion_gate(version_row("lonely"))
+    gate = promotion_gate(ModelVersionFactory(name="lonely"))
     assert any("own dataset's split only" in w for w in gate["warnings"])
 
 
@@ -241,7 +240,7 @@ def test_the_version_page_shows_both_sets_external_first_with_the_tradeoff(
     active, both_sets, client
 ):
     held_out, external = both_sets
-    candidate = _judged(version_row("new"), held_out, balanced=0.80, melanoma=0.70)
+    candidate = _judged(ModelVersionFactory(name="new"), held_out, balanced=0.80, melanoma=0.70)
     _judged(candidate, external, balanced=0.45, melanoma=0.52)
     sets = comparison(candidate)["sets"]
     assert [s["evaluation_set"] for s in sets] == [external, held_out]

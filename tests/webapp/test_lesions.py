@@ -6,10 +6,15 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.factories import AdminFactory, CareAssignmentFactory
+from tests.factories import (
+    AdminFactory,
+    CareAssignmentFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+)
 from tests.images import jpeg_bytes
 from tests.webapp.test_access_control import api_client
-from webapp.cases.models import Case, Lesion, Prediction
+from webapp.cases.models import Case, Lesion
 from webapp.cases.serializers import lesion_visits
 from webapp.modelops.models import ModelVersion
 
@@ -32,25 +37,10 @@ def photo(seed=0):
 
 
 def classify(case, probabilities):
-    version, _ = ModelVersion.objects.get_or_create(
-        name="tiny-1",
-        defaults={
-            "architecture": "basic_cnn",
-            "bundle_key": "models/tiny-1/x.zip",
-            "sha256": "0" * 64,
-            "manifest": {"class_names": list(probabilities)},
-        },
+    version = ModelVersion.objects.filter(name="tiny-1").first() or ModelVersionFactory(
+        name="tiny-1"
     )
-    top = max(probabilities, key=probabilities.get)
-    Prediction.objects.create(
-        case=case,
-        model_version=version,
-        probabilities=probabilities,
-        top_class=top,
-        top_probability=probabilities[top],
-        latency_ms=5,
-        result_key="r",
-    )
+    PredictionFactory(case=case, model_version=version, probabilities=probabilities)
     Case.objects.filter(pk=case.pk).update(status="done")
 
 

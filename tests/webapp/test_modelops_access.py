@@ -8,29 +8,27 @@ from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tests.factories import AdminFactory, ClinicianFactory, UserFactory
+from tests.factories import (
+    AdminFactory,
+    ClinicianFactory,
+    ModelVersionFactory,
+    TrainingRunFactory,
+    UserFactory,
+)
 from webapp.modelops.consumers import CLOSE_FORBIDDEN, TrainingRunConsumer
-from webapp.modelops.models import Dataset, ModelVersion, TrainingRun
+from webapp.modelops.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def run():
-    admin = AdminFactory()
-    dataset = Dataset.objects.create(name="d", location_kind="folder", location="/data")
-    return TrainingRun.objects.create(requested_by=admin, dataset=dataset, options={})
+    return TrainingRunFactory()
 
 
 @pytest.fixture
 def version():
-    return ModelVersion.objects.create(
-        name="v1",
-        architecture="basic_cnn",
-        bundle_key="models/v1/x.zip",
-        sha256="0" * 64,
-        manifest={"class_names": []},
-    )
+    return ModelVersionFactory(name="v1", manifest={"class_names": []})
 
 
 def page_routes(run, version):

@@ -2,11 +2,10 @@
 
 import pytest
 
-from tests.factories import AdminFactory, ClinicianFactory
-from tests.modelops_rows import judged, version_row
+from tests.factories import AdminFactory, ClinicianFactory, DatasetFactory, ModelVersionFactory
+from tests.modelops_rows import judged
 from webapp.errors import NotPermitted
 from webapp.modelops.models import (
-    Dataset,
     EvaluationSet,
     ModelEvent,
     ModelStatus,
@@ -26,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def evaluation_set():
-    dataset = Dataset.objects.create(name="d", location_kind="folder", location="/data")
+    dataset = DatasetFactory(name="d", location="/data")
     return EvaluationSet.objects.create(
         dataset=dataset,
         sha256="e" * 64,
@@ -38,7 +37,7 @@ def evaluation_set():
 
 @pytest.fixture
 def active(evaluation_set):
-    version = judged(version_row("old"), evaluation_set, balanced=0.70, melanoma=0.60)
+    version = judged(ModelVersionFactory(name="old"), evaluation_set, balanced=0.70, melanoma=0.60)
     model_version_activate(version=version, reason="first model")
     return version
 
@@ -47,7 +46,9 @@ def test_a_candidate_no_worse_than_the_margin_is_promoted_and_recorded(
     active, evaluation_set, settings
 ):
     settings.PROMOTION_MAX_DROP = 0.02
-    candidate = judged(version_row("new"), evaluation_set, balanced=0.69, melanoma=0.75)
+    candidate = judged(
+        ModelVersionFactory(name="new"), evaluation_set, balanced=0.69, melanoma=0.75
+    )
     admin = AdminFactory()
     event = model_version_promote(version=candidate, actor=admin)
     candidate.refresh_from_db()
@@ -75,7 +76,9 @@ def test_a_candidate_no_worse_than_the_margin_is_promoted_and_recorded(
 def test_a_worse_candidate_is_refused_unless_a_reason_is_written(
     active, evaluation_set, balanced, melanoma, named
 ):
-    candidate = judged(version_row("worse"), evaluation_set, balanced=balanced, melanoma=melanoma)
+    candidate = judged(
+        ModelVersionFactory(name="worse"), evaluation_set, balanced=balanced, melanoma=melanoma
+    )
     admin = AdminFactory()
     with pytest.raises(PromotionRefused, match=named) as refused:
         model_version_promote(version=candidate, actor=admin)
@@ -92,7 +95,7 @@ def test_a_worse_candidate_is_refused_unless_a_reason_is_written(
 
 
 def test_a_candidate_without_numbers_on_the_evaluation_set_is_refused(active, evaluation_set):
-    candidate = version_row("unjudged")
+    candidate = ModelVersionFactory(name="unjudged")
     with pytest.raises(
         PromotionRefused, match="has not been evaluated on evaluation set eeeeeeeeeeee"
     ):
@@ -100,13 +103,17 @@ def test_a_candidate_without_numbers_on_the_evaluation_set_is_refused(active, ev
 
 
 def test_the_first_model_needs_no_comparison(evaluation_set):
-    candidate = judged(version_row("first"), evaluation_set, balanced=0.3, melanoma=0.1)
+    candidate = judged(
+        ModelVersionFactory(name="first"), evaluation_set, balanced=0.3, melanoma=0.1
+    )
     event = model_version_promote(version=candidate, actor=AdminFactory())
     assert event.previous is None and event.gate["passed"] is True
 
 
 def test_rollback_returns_to_the_model_before_and_says_who_and_why(active, evaluation_set):
-    candidate = judged(version_row("new"), evaluation_set, balanced=0.72, melanoma=0.61)
+    candidate = judged(
+        ModelVersionFactory(name="new"), evaluation_set, balanced=0.72, melanoma=0.61
+    )
     admin = AdminFactory()
     model_version_promote(version=candidate, actor=admin)
     with pytest.raises(ModelOpsError, match="Say why"):
@@ -124,7 +131,7 @@ def test_rollback_returns_to_the_model_before_and_says_who_and_why(active, evalu
 
 
 def test_only_admins_promote_roll_back_or_train(active, evaluation_set):
-    candidate = judged(version_row("new"), evaluation_set, balanced=0.9, melanoma=0.9)
+    candidate = judged(ModelVersionFactory(name="new"), evaluation_set, balanced=0.9, melanoma=0.9)
     clinician = ClinicianFactory()
     with pytest.raises(NotPermitted):
         model_version_promote(version=candidate, actor=clinician)

@@ -4,10 +4,10 @@ import pytest
 from django.urls import reverse
 
 from ml.referral import ReferralRule
+from tests.factories import ModelVersionFactory
 from tests.webapp.test_lesions import BENIGN, WORSE, classify
 from webapp.cases.models import Prediction
 from webapp.cases.serializers import case_state
-from webapp.modelops.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -46,11 +46,9 @@ def test_the_model_card_states_the_referral_rule(login, patient):
             "referral_rate": 0.41,
         },
     )
-    ModelVersion.objects.create(
+    ModelVersionFactory(
         name="with-rule",
         architecture="mobilenet_v2",
-        bundle_key="models/with-rule/x.zip",
-        sha256="1" * 64,
         status="active",
         manifest={"class_names": list(BENIGN), "decision_thresholds": rule.to_manifest()},
     )

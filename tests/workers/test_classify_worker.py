@@ -23,11 +23,11 @@ def _finished(count: int) -> bool:
 
 
 def test_worker_classifies_uploaded_photos_once_each(
-    client, sample_photos, active_tiny_model, tmp_path, s3_client, settings, broker_queue_length
+    client, upload_photos, active_tiny_model, tmp_path, s3_client, settings, broker_queue_length
 ):
     patient = UserFactory()
     client.force_login(patient)
-    photos = list(sample_photos.values())[:4]
+    photos = list(upload_photos.values())[:4]
     for path in photos:
         response = client.post(
             reverse("cases:upload"),
@@ -77,13 +77,13 @@ def test_worker_classifies_uploaded_photos_once_each(
 
 
 def test_upload_without_active_model_waits_then_runs_after_activation(
-    client, sample_photos, tiny_bundle, tmp_path
+    client, upload_photos, tiny_bundle, tmp_path
 ):
     from django.core.management import call_command
 
     patient = UserFactory()
     client.force_login(patient)
-    path = next(iter(sample_photos.values()))
+    path = next(iter(upload_photos.values()))
     client.post(
         reverse("cases:upload"),
         {"image": SimpleUploadedFile(path.name, path.read_bytes(), "image/jpeg")},

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.factories import UserFactory
+from tests.factories import ModelVersionFactory, UserFactory
 from webapp.cases.models import CaseStatus
 from webapp.modelops.models import ModelVersion
 from webapp.modelops.services.registry import model_version_activate
@@ -27,15 +27,8 @@ def queued_case(db, django_capture_on_commit_callbacks):
 
 
 def broken_version(**overrides) -> ModelVersion:
-    fields = {
-        "name": "broken",
-        "architecture": "basic_cnn",
-        "bundle_key": "models/broken/missing.zip",
-        "sha256": "0" * 64,
-        "manifest": {"class_names": []},
-    }
-    fields.update(overrides)
-    version = ModelVersion.objects.create(**fields)
+    fields = {"name": "broken", "bundle_key": "models/broken/missing.zip", "manifest": {}}
+    version = ModelVersionFactory(**{**fields, **overrides})
     model_version_activate(version=version, reason="test: a broken bundle")
     return version
 

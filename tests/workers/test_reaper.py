@@ -9,9 +9,10 @@ import redis
 from django.utils import timezone
 
 from tests.conftest import TINY_RUN_OPTIONS
+from tests.factories import TrainingRunFactory
 from webapp.config.broker import waiting_first_arguments
 from webapp.config.celery import TRAIN_TASK
-from webapp.modelops.models import RunStatus, TrainingRun
+from webapp.modelops.models import RunStatus
 from webapp.modelops.services.runs import training_run_create
 from workers.tasks import reap_stale_runs
 
@@ -46,7 +47,7 @@ def test_a_waiting_run_is_left_alone_and_a_lost_one_is_sent_again(
 def test_silent_and_dead_runs_are_failed_with_the_reason(
     admin, registered_dataset, broker, settings
 ):
-    silent = TrainingRun.objects.create(
+    silent = TrainingRunFactory(
         requested_by=admin,
         dataset=registered_dataset,
         options=TINY_RUN_OPTIONS,
@@ -54,7 +55,7 @@ def test_silent_and_dead_runs_are_failed_with_the_reason(
         worker="another-host:4242",
         heartbeat_at=timezone.now() - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT + 5),
     )
-    dead = TrainingRun.objects.create(
+    dead = TrainingRunFactory(
         requested_by=admin,
         dataset=registered_dataset,
         options=TINY_RUN_OPTIONS,
@@ -62,7 +63,7 @@ def test_silent_and_dead_runs_are_failed_with_the_reason(
         worker=f"{socket.gethostname()}:999999",  # no such process here
         heartbeat_at=timezone.now(),
     )
-    alive = TrainingRun.objects.create(
+    alive = TrainingRunFactory(
         requested_by=admin,
         dataset=registered_dataset,
         options=TINY_RUN_OPTIONS,

@@ -13,13 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from tests.factories import AdminFactory, UserFactory
+from tests.factories import AdminFactory, ModelVersionFactory, PredictionFactory, UserFactory
 from tests.images import jpeg_bytes
 from tests.webapp.test_access_control import api_client
-from webapp.cases.models import Case, CaseStatus, HeatMap, Prediction
+from webapp.cases.models import Case, CaseStatus, HeatMap
 from webapp.config.celery import app
 from webapp.errors import Unavailable
-from webapp.modelops.models import ModelImport, ModelVersion
+from webapp.modelops.models import ModelImport
 from webapp.modelops.services.registry import model_version_request_evaluation
 from webapp.reconcile.reconciler import check_objects
 from webapp.reruns.models import Rerun, RerunResult
@@ -42,10 +42,7 @@ def patient(db):
 
 @pytest.fixture
 def active_version(db):
-    return ModelVersion.objects.create(
-        name="reconcile-test", architecture="basic_cnn", bundle_key="models/reconcile-test.zip",
-        sha256="0" * 64, manifest={}, status="active",
-    )  # fmt: skip
+    return ModelVersionFactory(name="reconcile-test", manifest={}, status="active")
 
 
 @pytest.fixture
@@ -124,10 +121,9 @@ def test_a_heat_map_whose_message_was_lost_is_sent_again(
     settings.CASE_REQUEUE_AFTER = 0
     case = make_case(patient)
     Case.objects.filter(pk=case.pk).update(status=CaseStatus.DONE)
-    prediction = Prediction.objects.create(
-        case=case, model_version=active_version, probabilities={"nv": 1.0}, top_class="nv",
-        top_probability=1.0, latency_ms=1, result_key="r",
-    )  # fmt: skip
+    prediction = PredictionFactory(
+        case=case, model_version=active_version, probabilities={"nv": 1.0}, latency_ms=1
+    )
     HeatMap.objects.create(prediction=prediction, target_class="nv")
     before = broker_queue_length("explain")
 

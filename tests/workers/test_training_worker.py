@@ -38,7 +38,7 @@ def _upload(patient, photo) -> Case:
 
 
 def test_admin_trains_judges_promotes_and_rolls_back_while_workers_keep_serving(
-    admin, registered_dataset, active_tiny_model, sample_photos, tmp_path, settings
+    admin, registered_dataset, active_tiny_model, generated_photos, tmp_path, settings
 ):
     api = APIClient()
     api.force_authenticate(admin)
@@ -55,7 +55,7 @@ def test_admin_trains_judges_promotes_and_rolls_back_while_workers_keep_serving(
     trainer = start_training_worker(training_log)
     server = start_worker(inference_log)
     patient = UserFactory()
-    photos = iter(sample_photos.values())
+    photos = iter(generated_photos.values())
     try:
         wait_until(lambda: _status(run) in {"succeeded", "failed"}, 240, "the run", training_log)
         assert run.status == RunStatus.SUCCEEDED, run.status_reason
