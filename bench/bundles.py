@@ -18,13 +18,14 @@ def mobilenet_bundle() -> Path:
     answers are not."""
     if (MOBILENET / "manifest.json").is_file():
         return MOBILENET
-    from ml.architectures import build_mobilenet_v2, get_architecture
+    from ml.architecture_defaults import architecture_defaults
+    from ml.architectures import build_mobilenet_v2
     from ml.bundle.keras_io import save_bundle
     from ml.preprocess import Preprocessing
 
     print("making the benchmark bundle (MobileNetV2, ImageNet backbone)…", flush=True)
     model = build_mobilenet_v2(input_size=224, weights=str(WEIGHTS))
-    normalisation = get_architecture("mobilenet_v2").normalisation
+    normalisation = architecture_defaults("mobilenet_v2").normalisation
     return save_bundle(
         model,
         MOBILENET,

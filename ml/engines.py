@@ -12,7 +12,6 @@ from typing import Protocol
 import numpy as np
 
 from ml.bundle import ONNX_FILE, Bundle
-from ml.bundle.keras_io import with_keras_model
 from ml.onnx_export import onnx_session
 
 logger = logging.getLogger(__name__)
@@ -45,6 +44,14 @@ class KerasEngine:
 
         self._call = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
 
+    @classmethod
+    def of(cls, opened: Bundle) -> KerasEngine:
+        # Imported here, not with this module: a child serving the ONNX export never loads
+        # TensorFlow (4.6 s and about 550 MB of every inference child when it did).
+        from ml.bundle.keras_io import with_keras_model
+
+        return cls(with_keras_model(opened).model)
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._call(batch))
 
@@ -64,4 +71,4 @@ def open_engine(opened: Bundle, *, threads: int | None = None) -> Engine:
             opened.path,
             opened.unusable[ONNX_FILE],
         )
-    return KerasEngine(with_keras_model(opened).model)
+    return KerasEngine.of(opened)

@@ -14,6 +14,7 @@ from ml.bundle import MANIFEST_NAME, ONNX_FILE, BundleError, read_manifest, writ
 from ml.bundle.keras_io import add_onnx_export, load_bundle, save_bundle
 from ml.predict import Predictor
 from ml.preprocess import Preprocessing, decode_image, resize_image
+from tests.processes import modules_loaded
 
 SIZE = 32
 
@@ -159,3 +160,14 @@ def test_manifest_records_the_onnx_check(tmp_path) -> None:
     text = json.loads((bundle / MANIFEST_NAME).read_text())
     assert text["onnx"]["max_abs_diff_allowed"] == 1e-4
     assert text["preprocessing"]["resize"]["op"] == "pillow-float32"
+
+
+def test_serving_the_onnx_export_never_loads_tensorflow(tiny_bundle) -> None:
+    # An inference child serving the checked export needs ONNX Runtime only; TensorFlow would
+    # cost it seconds to start and hundreds of megabytes.
+    statements = (
+        "from ml.predict import Predictor; "
+        f"p = Predictor.from_bundle({str(tiny_bundle)!r}); p.warm_up(); "
+        "assert p.engine_name == 'onnxruntime-cpu', p.engine_name"
+    )
+    assert modules_loaded(statements, ("tensorflow", "keras")) == []
