@@ -134,17 +134,16 @@ def fit(
     observer: TrainingObserver,
     say: Say,
     *,
+    weights_path: Path | None,
     report_dir: Path,
     verbose: bool,
 ) -> Fitted:
-    """Build and fit the model as ``run`` says; under mixed precision the model computes in
-    float16 and the returned one is a float32 copy with its weights. The range test's plot
-    goes into ``report_dir``."""
+    """Build (from ``weights_path``'s backbone when the run is pretrained) and fit the model as
+    ``run`` says; under mixed precision the model computes in float16 and the returned one is a
+    float32 copy with its weights. The range test's plot goes into ``report_dir``."""
     from ml.architectures import freeze_backbone, get_architecture, unfreeze_top_layers
-    from ml.pretrained import resolve_weights
 
     spec = get_architecture(run.architecture)
-    weights_path = resolve_weights(spec.name, run.weights_dir) if run.pretrained else None
     loss = training_loss(run.label_smoothing, run.loss, class_priors(split.train))
     weights = class_weights(split.train, mode=run.class_weighting)
     phases = [Phase("head" if run.transfer else "full", run.head_epochs, run.learning_rate)]

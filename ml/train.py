@@ -38,6 +38,7 @@ from ml.judge import judge
 from ml.operating_points import choose_top_class_rule
 from ml.pipeline import make_dataset, score_dataset
 from ml.preprocess import SHADES_OF_GRAY, SHADES_OF_GRAY_POWER, Preprocessing
+from ml.pretrained import resolve_weights
 from ml.progress import TrainingObserver
 from ml.recipe import ServingRecipe
 from ml.referral import ReferralRule, ReferralRuleError, choose_referral_rule
@@ -76,6 +77,9 @@ def train(
             f"{out_dir / BUNDLE_SUBDIR} already holds a bundle; choose a new --out"
         )
     recipe = serving_recipe(run)
+    # Cheap checks first: a wrong folder or a missing weights file fails before minutes of loading.
+    require_dataset_dir(run.data_dir)
+    weights = resolve_weights(run.architecture, run.weights_dir) if run.pretrained else None
     data = load_and_split(run, say)
     pipelines = Pipelines.build(run, data.split, recipe.preprocessing)
     fitted = fit(
@@ -84,6 +88,7 @@ def train(
         pipelines,
         observer,
         say,
+        weights_path=weights,
         report_dir=out_dir / REPORT_SUBDIR,
         verbose=progress,
     )
@@ -136,13 +141,7 @@ class Data:
 
 
 def load_and_split(run: ResolvedConfig, say: Say) -> Data:
-    """The run's data, split by lesion; a wrong folder or a missing weights file fails here,
-    before minutes of loading."""
-    from ml.pretrained import resolve_weights
-
-    require_dataset_dir(run.data_dir)
-    if run.pretrained:
-        resolve_weights(run.architecture, run.weights_dir)
+    """The run's data, split by lesion."""
     import keras
 
     keras.utils.set_random_seed(run.seed)

@@ -123,17 +123,13 @@ class TrainConfig:
         """
         self.validate()
         arch = architecture_defaults(self.architecture)
-        shared = {
-            f.name: getattr(self, f.name) for f in fields(ResolvedConfig) if f.name in _SHARED
-        }
         find_lr = (
             self.find_lr
             if self.find_lr is not None
             else arch.find_learning_rate and self.learning_rate is None
         )
         fine_tune_epochs = _first_set(self.fine_tune_epochs, self.epochs, arch.fine_tune_epochs)
-        return ResolvedConfig(
-            **shared,
+        resolved = dict(
             data_dir=str(self.data_dir),
             out_dir=str(self.out_dir),
             weights_dir=None if self.weights_dir is None else str(self.weights_dir),
@@ -152,6 +148,11 @@ class TrainConfig:
             fine_tune_learning_rate=self.fine_tune_learning_rate or arch.fine_tune_learning_rate,
             fine_tune_layers=self.fine_tune_layers or arch.fine_tune_layers,
         )
+        # Every other option is copied as asked.
+        copied = {
+            f.name: getattr(self, f.name) for f in fields(ResolvedConfig) if f.name not in resolved
+        }
+        return ResolvedConfig(**copied, **resolved)
 
     def _check(self) -> None:
         architecture_defaults(self.architecture)
@@ -250,14 +251,6 @@ class ResolvedConfig:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# Fields a resolved config copies from the request unchanged; the others are resolved.
-_SHARED = frozenset(f.name for f in fields(TrainConfig)) & frozenset(
-    f.name for f in fields(ResolvedConfig)
-) - {"data_dir", "out_dir", "weights_dir", "external_dir", "image_size", "batch_size",
-     "head_epochs", "fine_tune_epochs", "learning_rate", "find_lr", "fine_tune_learning_rate",
-     "fine_tune_layers"}  # fmt: skip
 
 
 def _first_set(*values: int | None) -> int:

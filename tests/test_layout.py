@@ -1,5 +1,5 @@
 """The code's shape, checked: settings are the one reader of the environment, modules stay small
-and functions short (docs/architecture.md). The allowances name what is still to be split."""
+and functions short (docs/architecture.md)."""
 
 import ast
 import subprocess
@@ -10,9 +10,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("webapp", "workers", "ml", "deploy", "bench")
 MAX_MODULE_LINES = 450  # under webapp/
 MAX_FUNCTION_LINES = 80
-# Still to be split (issue 20); each leaves this list when it is.
-LONG_MODULES: set[str] = set()
-LONG_FUNCTIONS: set[str] = set()
 ENVIRONMENT = {"os.environ", "os.getenv"}
 ENTRY_POINT_LINE = 'os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.config.settings")'
 
@@ -50,8 +47,7 @@ def test_no_webapp_module_is_over_its_length():
         for path in _modules("webapp")
         if len(path.read_text().splitlines()) > MAX_MODULE_LINES
     }
-    assert long <= LONG_MODULES, f"over {MAX_MODULE_LINES} lines: {sorted(long - LONG_MODULES)}"
-    assert long >= LONG_MODULES, f"now short, take them off the list: {LONG_MODULES - long}"
+    assert long == set(), f"over {MAX_MODULE_LINES} lines: {sorted(long)}"
 
 
 def test_no_function_outside_the_tests_is_over_its_length():
@@ -61,10 +57,7 @@ def test_no_function_outside_the_tests_is_over_its_length():
             is_function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
             if is_function and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES:
                 long.add(f"{_name(path)}:{node.name}")
-    assert long <= LONG_FUNCTIONS, (
-        f"over {MAX_FUNCTION_LINES} lines: {sorted(long - LONG_FUNCTIONS)}"
-    )
-    assert long >= LONG_FUNCTIONS, f"now short, take them off the list: {LONG_FUNCTIONS - long}"
+    assert long == set(), f"over {MAX_FUNCTION_LINES} lines: {sorted(long)}"
 
 
 def test_the_import_contracts_of_the_architecture_page_hold():

@@ -50,7 +50,6 @@ class Classify(MicroBatchTask):
     acks_late = True
     soft_time_limit = settings.CLASSIFY_SOFT_TIME_LIMIT
     time_limit = settings.CLASSIFY_TIME_LIMIT
-    max_retries = settings.CLASSIFY_MAX_RETRIES
     flush_every = settings.INFERENCE_BATCH_SIZE
     flush_interval = settings.INFERENCE_BATCH_WAIT_MS / 1000
 
@@ -121,7 +120,6 @@ ONE_JOB = {
     "reject_on_worker_lost": True,
     "soft_time_limit": settings.CLASSIFY_SOFT_TIME_LIMIT,
     "time_limit": settings.CLASSIFY_TIME_LIMIT,
-    "max_retries": settings.CLASSIFY_MAX_RETRIES,
 }
 
 
