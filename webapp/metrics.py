@@ -77,7 +77,10 @@ def timed(histogram: Histogram, stage: str) -> Iterator[None]:
 
 
 class QueueDepth(Collector):
-    """Jobs waiting in each broker queue, read from Redis when scraped."""
+    """Jobs waiting in each broker queue, read from Redis when scraped (deploy/k8s scales the
+    inference workers on it)."""
+
+    metric_name = "skinsight_queue_depth"
 
     def __init__(self, broker_url: str, queues: tuple[str, ...]) -> None:
         self.broker_url = broker_url
@@ -85,7 +88,7 @@ class QueueDepth(Collector):
 
     def collect(self):
         family = GaugeMetricFamily(
-            "skinsight_queue_depth", "Jobs waiting in a broker queue.", labels=["queue"]
+            self.metric_name, "Jobs waiting in a broker queue.", labels=["queue"]
         )
         try:
             client = redis.Redis.from_url(self.broker_url, socket_timeout=2)

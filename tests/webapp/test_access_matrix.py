@@ -80,6 +80,7 @@ COVERED_ELSEWHERE = {
     "api:token": "webapp/test_access_control.py",
     "api:guidance-review": "webapp/test_guidance.py",
     "metrics": "webapp/test_metrics.py",
+    "healthz": "webapp/test_healthz.py",  # anyone: it shows no patient data
 }
 MODELOPS_PREFIXES = ("modelops:", "api:run-", "api:dataset-", "api:model-", "api:import-")
 MODELOPS_EXTRA = {"api:rerun-detail"}

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from webapp.healthz import healthz_view
 from webapp.metrics import metrics_view
 
 urlpatterns = [
@@ -15,6 +16,7 @@ urlpatterns = [
     path("api/", include("webapp.api.urls")),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
+    path("healthz", healthz_view, name="healthz"),
 ]
 
 handler404 = "webapp.error_views.not_found"
