@@ -103,17 +103,19 @@ def stop_leftover(pid_file: Path, data_dir: Path, what: str, grace: float = 10.0
     return True
 
 
-def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float, process: subprocess.Popen | None = None, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with code {process.returncode} before listening")
         with socket.socket() as s:
             s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.2)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f} s")
+    raise TimeoutError(f"nothing listened on {host}:{port} within {timeout:.0f} s")
 
 
 def weed_binary() -> str:
@@ -138,11 +140,13 @@ class S3Server:
     bucket: str
     s3_port: int = 0
     log_path: Path | None = None
+    # The address it listens on: loopback here, a host's own address on a network of hosts.
+    ip: str = "127.0.0.1"
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.s3_port}"
+        return f"http://{self.ip}:{self.s3_port}"
 
     @property
     def pid_file(self) -> Path:
@@ -179,8 +183,8 @@ class S3Server:
             weed_binary(),
             "server",
             f"-dir={self.data_dir}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
+            f"-ip={self.ip}",
+            f"-ip.bind={self.ip}",
             f"-master.port={ports['master']}",
             f"-master.port.grpc={ports['master'] + 10000}",
             "-master.volumeSizeLimitMB=256",
@@ -211,7 +215,7 @@ class S3Server:
         )
         self.pid_file.write_text(f"{self.process.pid}\n")
         try:
-            wait_for_port(self.s3_port, timeout, self.process)
+            wait_for_port(self.s3_port, timeout, self.process, host=self.ip)
         except (RuntimeError, TimeoutError) as exc:
             self.stop()
             tail = self.log_path.read_text(errors="replace")[-1500:]
@@ -259,11 +263,15 @@ class RedisServer:
 
     data_dir: Path
     port: int = 0
+    ip: str = "127.0.0.1"
+    # Needed off loopback: Valkey's protected mode refuses other addresses while no password is set.
+    password: str = ""
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.ip}:{self.port}/0"
 
     @property
     def pid_file(self) -> Path:
@@ -282,7 +290,7 @@ class RedisServer:
         config.write_text(
             "\n".join(
                 [
-                    "bind 127.0.0.1",
+                    f"bind {self.ip}",
                     "protected-mode yes",
                     f"port {self.port}",
                     f"dir {self.data_dir}",
@@ -290,10 +298,12 @@ class RedisServer:
                     "daemonize no",
                     "appendonly yes",
                     "save ''",
+                    *([f"requirepass {self.password}"] if self.password else []),
                     "",
                 ]
             )
         )
+        config.chmod(0o600)
         log = (self.data_dir / "valkey.log").open("ab")
         self.process = subprocess.Popen(
             [valkey_binary(), str(config)],
@@ -305,7 +315,7 @@ class RedisServer:
             preexec_fn=_die_with_parent,
         )
         try:
-            wait_for_port(self.port, timeout, self.process)
+            wait_for_port(self.port, timeout, self.process, host=self.ip)
         except (RuntimeError, TimeoutError) as exc:
             self.stop()
             tail = (self.data_dir / "valkey.log").read_text(errors="replace")[-1500:]

@@ -238,6 +238,10 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 15 * 60),
+    # A message held by a worker that stopped (killed, or its host cut off) is put back by another
+    # worker's sweep, run every interval x throttle seconds once the visibility timeout has passed.
+    "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
@@ -305,7 +309,7 @@ CLASSIFY_TIME_LIMIT = env_int("CLASSIFY_TIME_LIMIT", 180)
 CLASSIFY_MAX_RETRIES = env_int("CLASSIFY_MAX_RETRIES", 8)
 # A job that has killed its worker this many times is failed with a reason instead of retried forever.
 CLASSIFY_MAX_ATTEMPTS = env_int("CLASSIFY_MAX_ATTEMPTS", 3)
-CLASSIFY_MAX_BACKOFF = 300
+CLASSIFY_MAX_BACKOFF = env_int("CLASSIFY_MAX_BACKOFF", 300)
 # Make a Grad-CAM heat map for every new prediction (a follow-up job on the "explain" queue).
 HEATMAPS = env_bool("HEATMAPS", True)
 if (
