@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint format clean-var bench-serving fhir-schema faults load reliability
+.PHONY: run test install lint format clean-var bench-serving fhir-schema faults load reliability gpu-inputs
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,18 @@ bench-serving: $(STAMP)
 
 clean-var:
 	rm -rf var
+
+# The GPU check's inputs, for a device machine that has no TensorFlow or Keras (bench/gpu): the
+# serving benchmark's MobileNetV2 export, 1500 HAM10000 photos and ImageNet weights in var/gpu-inputs,
+# and Keras 3's wheels for that machine's Python 3.12 in .whl. Needs ../shared. docs/performance.md
+# "GPU check" says how to run it there.
+GPU_WHEELS := keras==3.15.1 namex==0.1.0 optree==0.20.0
+gpu-inputs: $(STAMP)
+	$(PY) -m bench.gpu.prepare --images 1500 \
+	  --weights ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  -d .whl $(GPU_WHEELS)
 
 # Reliability (not part of the tests): fault scenarios with counts, a mixed load run, and
 # docs/reliability.md regenerated from them and from the tests that count (about 40 minutes).

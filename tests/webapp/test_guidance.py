@@ -1,6 +1,9 @@
 """Guidance per diagnosis: versioned, proposed by one clinician and approved by another, shown with results."""
 
+import importlib
+
 import pytest
+from django.apps import apps
 from django.urls import reverse
 
 from tests.factories import CareAssignmentFactory, ClinicianFactory
@@ -10,6 +13,14 @@ from webapp.cases.serializers import case_state
 from webapp.guidance.models import GuidanceStatus, GuidanceVersion
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def shipped_guidance(db):
+    """The table the data migration installs. A transactional test that ran before this one in the
+    same session (pytest-xdist orders them as it likes) flushed it, so install it again here."""
+    importlib.import_module("webapp.guidance.migrations.0002_initial_table").load(apps, None)
+
 
 TEXTS = {
     "what_it_is": "A melanoma: a skin cancer of pigment cells.",
