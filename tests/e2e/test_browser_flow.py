@@ -64,6 +64,8 @@ def test_sign_up_upload_and_see_result_live(stack, upload_photos, browser, tmp_p
         stop(worker)
     assert page.evaluate("window.__noReload === true")
     assert page.locator("#status").inner_text() == "Done"
+    # The lesion's timeline, drawn when the photo was still queued, follows the push too.
+    assert page.locator("#timeline .visit.current .status").inner_text() == "Done"
     rows = page.locator("#probabilities tr")
     assert rows.count() == 7
     assert "tiny-test" in page.locator("#model-version").inner_text()

@@ -78,6 +78,12 @@
     status.textContent = state.status_label;
     status.className = "status status-" + state.status;
     text("reason", state.reason || "");
+    // This photo's card in "This lesion over time" shows the same status.
+    const visit = document.querySelector("#timeline .visit.current .status");
+    if (visit) {
+      visit.textContent = state.status_label;
+      visit.className = "status status-" + state.status;
+    }
     document.getElementById("waiting").hidden = !state.waiting_for_model;
     const p = state.prediction;
     const box = document.getElementById("prediction");
