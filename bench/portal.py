@@ -47,6 +47,24 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def login_cookie(base: str, username: str, password: str) -> str:
+    """Sign in through the login form, as the results page's user would: the Cookie header."""
+    login = f"{base}/accounts/login/"
+    with requests.Session() as session:
+        session.get(login, timeout=10)
+        session.post(
+            login,
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": login},
+            timeout=10,
+        )
+        return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+
+
 class Portal:
     """Start with ``with Portal(...) as portal``; everything it started stops on exit."""
 
@@ -181,20 +199,7 @@ class Portal:
         return re.search(r"TOKEN (\w+)", manage("shell", "-c", code)).group(1)
 
     def session_cookie(self, username: str = "bench") -> str:
-        """Sign in through the login form, as the results page's user would."""
-        with requests.Session() as session:
-            session.get(f"{self.base}/accounts/login/", timeout=10)
-            session.post(
-                f"{self.base}/accounts/login/",
-                data={
-                    "username": username,
-                    "password": PASSWORD,
-                    "csrfmiddlewaretoken": session.cookies["csrftoken"],
-                },
-                headers={"Referer": f"{self.base}/accounts/login/"},
-                timeout=10,
-            )
-            return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+        return login_cookie(self.base, username, PASSWORD)
 
     def upload(
         self, session: requests.Session, photo: bytes, *, key: str = "", timeout: float = 60

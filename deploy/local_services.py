@@ -118,6 +118,19 @@ def wait_for_port(
     raise TimeoutError(f"nothing listened on {host}:{port} within {timeout:.0f} s")
 
 
+def wait_started(
+    what: str, process: subprocess.Popen, port: int, host: str, timeout: float, log: Path, stop
+) -> None:
+    """Wait for a server just started to listen; if it does not, ``stop()`` it and raise with the
+    end of its log."""
+    try:
+        wait_for_port(port, timeout, process, host=host)
+    except (RuntimeError, TimeoutError) as exc:
+        stop()
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else "(no log)"
+        raise RuntimeError(f"{what} did not start: {exc}\n{tail}") from exc
+
+
 def weed_binary() -> str:
     candidates = [Path(sys.executable).with_name("weed"), shutil.which("weed")]
     for candidate in candidates:
@@ -214,12 +227,9 @@ class S3Server:
             preexec_fn=_die_with_parent,
         )
         self.pid_file.write_text(f"{self.process.pid}\n")
-        try:
-            wait_for_port(self.s3_port, timeout, self.process, host=self.ip)
-        except (RuntimeError, TimeoutError) as exc:
-            self.stop()
-            tail = self.log_path.read_text(errors="replace")[-1500:]
-            raise RuntimeError(f"SeaweedFS did not start: {exc}\n{tail}") from exc
+        wait_started(
+            self.name, self.process, self.s3_port, self.ip, timeout, self.log_path, self.stop
+        )
         self._ensure_bucket(timeout)
         return self
 
@@ -304,7 +314,8 @@ class RedisServer:
             )
         )
         config.chmod(0o600)
-        log = (self.data_dir / "valkey.log").open("ab")
+        log_path = self.data_dir / "valkey.log"
+        log = log_path.open("ab")
         self.process = subprocess.Popen(
             [valkey_binary(), str(config)],
             cwd=self.data_dir,
@@ -314,12 +325,7 @@ class RedisServer:
             # Only a prctl call runs between fork and exec.
             preexec_fn=_die_with_parent,
         )
-        try:
-            wait_for_port(self.port, timeout, self.process, host=self.ip)
-        except (RuntimeError, TimeoutError) as exc:
-            self.stop()
-            tail = (self.data_dir / "valkey.log").read_text(errors="replace")[-1500:]
-            raise RuntimeError(f"Valkey did not start: {exc}\n{tail}") from exc
+        wait_started(self.name, self.process, self.port, self.ip, timeout, log_path, self.stop)
         return self
 
     def stop(self) -> None:

@@ -61,12 +61,10 @@ class Host:
     address: str
     folder: Path  # its own files; the only part of /tmp its processes see
 
-    def command(self, argv: list[str], *, private_files: bool = True) -> list[str]:
-        """``argv`` run on this host (its network; its own files only, unless told otherwise)."""
-        inside = ["ip", "netns", "exec", self.namespace]
-        if not private_files:
-            return [*inside, *argv]
-        return [*inside, "unshare", "--mount", "--uts", "--propagation", "private",
+    def command(self, argv: list[str]) -> list[str]:
+        """``argv`` run on this host: its network, its hostname, its own files only."""
+        return ["ip", "netns", "exec", self.namespace,
+                "unshare", "--mount", "--uts", "--propagation", "private",
                 "sh", "-c", _PRIVATE_TMP, "sh", *argv]  # fmt: skip
 
     def _env(self, env: dict[str, str]) -> dict[str, str]:

@@ -15,12 +15,15 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.local_services import stop_process, wait_for_port
+from deploy.local_services import stop_process, wait_started
 
 
 def postgres_bin_dir() -> Path:
     """The newest installed server's binaries (``initdb``, ``postgres``)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parts[-3])
+    found = sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin/initdb") if p.parts[-3].isdigit()),
+        key=lambda p: int(p.parts[-3]),
+    )
     if found:
         return found[-1].parent
     on_path = shutil.which("initdb")
@@ -74,7 +77,8 @@ class PostgresServer:
         )  # fmt: skip
         with (cluster / "pg_hba.conf").open("a") as hba:
             hba.write(f"host all all {self.trusted} trust\n")
-        log = (self.data_dir / "postgres.log").open("ab")
+        log_path = self.data_dir / "postgres.log"
+        log = log_path.open("ab")
         self.process = subprocess.Popen(
             [*prefix, str(binaries / "postgres"), "-D", str(cluster),
              "-c", f"listen_addresses={self.ip}", "-p", str(self.port),
@@ -83,15 +87,8 @@ class PostgresServer:
              "-c", "fsync=off", "-c", "max_connections=200"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        try:
-            wait_for_port(self.port, timeout, self.process, host=self.ip)
-        except (RuntimeError, TimeoutError) as exc:
-            self.stop()
-            tail = (self.data_dir / "postgres.log").read_text(errors="replace")[-1500:]
-            raise RuntimeError(f"PostgreSQL did not start: {exc}\n{tail}") from exc
-        psql = [*prefix, str(binaries.parent / "bin" / "psql")]
-        if not Path(psql[-1]).exists():
-            psql[-1] = shutil.which("psql") or "psql"
+        wait_started(self.name, self.process, self.port, self.ip, timeout, log_path, self.stop)
+        psql = [*prefix, str(binaries / "psql")]
         for statement in (
             f"CREATE ROLE {self.user} LOGIN CREATEDB",
             f"CREATE DATABASE {self.database} OWNER {self.user}",

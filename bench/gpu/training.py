@@ -39,7 +39,8 @@ def smoke_train(photos: list[tuple[Path, int]], inputs: Path, *, backend: str, s
 
         def __init__(self) -> None:
             super().__init__(workers=1, use_multiprocessing=False)
-            self.order = np.random.default_rng(0).permutation(len(photos))
+            self.rng = np.random.default_rng(0)
+            self.order = self.rng.permutation(len(photos))
 
         def __len__(self) -> int:
             return math.ceil(len(photos) / batch_size)
@@ -50,7 +51,7 @@ def smoke_train(photos: list[tuple[Path, int]], inputs: Path, *, backend: str, s
             return x, np.array([photos[i][1] for i in chosen], dtype="int32")
 
         def on_epoch_end(self) -> None:
-            self.order = np.random.default_rng(len(self.order)).permutation(len(photos))
+            self.order = self.rng.permutation(len(photos))
 
     weights = inputs / WEIGHTS_FILE
     base = keras.applications.MobileNetV2(

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": started.isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} cores, one Linux machine, {len(HOSTS)} network namespaces",
         "hosts": list(HOSTS),
-        "counts": scenario.as_dict(counts),
+        "counts": asdict(counts),
     }
     text = json.dumps(result, indent=2)
     print(text)

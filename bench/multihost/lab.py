@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import requests
 
 from bench.multihost import data_host
 from deploy import commands
+from deploy.local_services import stop_processes
 from deploy.netns import Host, Network
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,13 +23,13 @@ ADMIN, ADMIN_PASSWORD = "lab-admin", "lab-admin-password-2026"
 
 
 class Lab:
-    """The hosts of one run, and every process started on them (stopped in reverse order)."""
+    """The hosts of one run, and every process started on them."""
 
     def __init__(self, network: Network, settings: dict[str, str]) -> None:
         self.network = network
         self.hosts = network.hosts
         self.settings = settings
-        self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.processes: list[subprocess.Popen] = []
 
     @property
     def data(self) -> Host:
@@ -72,7 +72,7 @@ class Lab:
 
     def spawn(self, host: Host, name: str, argv: list[str], **extra: str) -> subprocess.Popen:
         process = host.spawn(argv, self.env(host, **extra), self.log(host, name))
-        self.processes.append((f"{name} on {host.name}", process))
+        self.processes.append(process)
         return process
 
     def manage(self, host: Host, *args: str, timeout: float = 300) -> str:
@@ -131,15 +131,8 @@ class Lab:
         self.spawn(host, "scheduler", commands.beat(str(host.folder / "celerybeat-schedule")))
 
     def stop(self) -> None:
-        for _, process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + 15
-        for _, process in reversed(self.processes):
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
+        """Each process with its children (worker pools), as `make run` stops them."""
+        stop_processes(self.processes)
 
     def describe(self) -> dict:
         return {name: host.address for name, host in self.hosts.items()}
@@ -163,13 +156,3 @@ def wait_for(ready, timeout: float, what: str, log: Path, process=None) -> None:
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
     state = "exited" if process is not None and process.poll() is not None else "not ready"
     raise RuntimeError(f"{what}: {state} after {timeout:.0f} s; its log ends:\n{tail}")
-
-
-def hosts_file(folder: Path) -> Path:
-    return folder / "hosts.json"
-
-
-def save_hosts(network: Network) -> None:
-    hosts_file(network.folder).write_text(
-        json.dumps({"tag": network.tag, "subnet": network.subnet, "hosts": list(network.hosts)})
-    )

@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import ast
 import itertools
 import json
 import secrets
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
@@ -24,10 +23,16 @@ import psycopg
 import redis
 import requests
 from celery import Celery
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
 from bench.multihost import data_host
 from bench.multihost.lab import ADMIN, ADMIN_PASSWORD, Lab, wait_for
+from bench.portal import login_cookie
+from webapp.config.broker import first_argument
+from webapp.config.celery import CLASSIFY_TASK, queue_of
+from webapp.metrics import JOBS
+from workers.outcomes import Outcome
 
 PATIENT, PATIENT_PASSWORD = "lab-patient", "lab-patient-password-2026"
 TINY_TRAINING = {"image_size": 32, "head_epochs": 2, "batch_size": 8, "learning_rate": 0.01}
@@ -108,17 +113,8 @@ class Client:
     def upload_many(self, count: int) -> list[str]:
         return [case for case in (self.upload() for _ in range(count)) if case]
 
-    def case(self, case_id: str) -> dict:
-        return self.api("GET", f"/api/cases/{case_id}/").json()
-
     def session_cookie(self) -> str:
-        with requests.Session() as session:
-            login = f"{self.base}/accounts/login/"
-            session.get(login, timeout=10)
-            session.post(login, data={"username": PATIENT, "password": PATIENT_PASSWORD,
-                                      "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-                         headers={"Referer": login}, timeout=10)  # fmt: skip
-            return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+        return login_cookie(self.base, PATIENT, PATIENT_PASSWORD)
 
     def watch(self, case_id: str, cookie: str, timeout: float = 120) -> bool:
         """Whether the case's finished state is pushed to its results page's WebSocket."""
@@ -170,11 +166,12 @@ class Database:
 
 def jobs_taken_by(metrics: str) -> int:
     """Jobs a worker finished with a result, from its /metrics."""
-    total = 0.0
-    for line in metrics.splitlines():
-        if line.startswith("skinsight_jobs_total{") and 'outcome="done"' in line:
-            total += float(line.split()[-1])
-    return int(total)
+    return int(sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == f"{JOBS.describe()[0].name}_total" and sample.labels.get("outcome") == Outcome.DONE
+    ))  # fmt: skip
 
 
 def sees_only_its_own(lab: Lab, name: str) -> bool:
@@ -192,12 +189,10 @@ def control(lab: Lab) -> Celery:
 def waiting_in_queue(lab: Lab) -> set[int]:
     """The case ids whose classification message waits in the broker's queue (taken by no one)."""
     broker = redis.Redis.from_url(lab.env(lab.hosts["client"])["REDIS_URL"])
-    waiting = set()
-    for raw in broker.lrange("inference", 0, -1):
-        headers = json.loads(raw).get("headers", {})
-        if headers.get("task") == "cases.classify":
-            waiting.add(int(ast.literal_eval(headers["argsrepr"])[0]))
-    return waiting
+    found = (
+        first_argument(raw, CLASSIFY_TASK) for raw in broker.lrange(queue_of(CLASSIFY_TASK), 0, -1)
+    )
+    return {int(case_id) for case_id in found if case_id is not None}
 
 
 class Run:
@@ -363,7 +358,3 @@ def train_and_promote(lab: Lab, client: Client, dataset: Path) -> tuple[str, str
                         json={"reason": "multi-host run: tiny model"})  # fmt: skip
     assert answer.status_code == 200, answer.text
     return run_id, name
-
-
-def as_dict(counts: Counts) -> dict:
-    return asdict(counts)

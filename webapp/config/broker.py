@@ -15,7 +15,8 @@ from django.conf import settings
 from webapp.config.celery import app, queue_of
 
 
-def _first_argument(raw: bytes | str, task_name: str):
+def first_argument(raw: bytes | str, task_name: str):
+    """The first argument of a ``task_name`` message as kombu stores it; None for other tasks."""
     message = json.loads(raw)
     if isinstance(message, list):  # unacked entries are [message, exchange, routing key]
         message = message[0]
@@ -41,7 +42,7 @@ def waiting_first_arguments(task_name: str) -> set:
     found = set()
     for raw in raws:
         try:
-            argument = _first_argument(raw, task_name)
+            argument = first_argument(raw, task_name)
         except (ValueError, KeyError, IndexError, TypeError):
             continue  # not a Celery message of ours
         if argument is not None:

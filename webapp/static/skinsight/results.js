@@ -73,17 +73,17 @@
     document.getElementById("heatmap-overlay").hidden = !event.target.checked;
   });
 
+  function showStatus(badge, state) {
+    badge.textContent = state.status_label;
+    badge.className = "status status-" + state.status;
+  }
+
   function render(state) {
-    const status = document.getElementById("status");
-    status.textContent = state.status_label;
-    status.className = "status status-" + state.status;
+    showStatus(document.getElementById("status"), state);
     text("reason", state.reason || "");
     // This photo's card in "This lesion over time" shows the same status.
     const visit = document.querySelector("#timeline .visit.current .status");
-    if (visit) {
-      visit.textContent = state.status_label;
-      visit.className = "status status-" + state.status;
-    }
+    if (visit) showStatus(visit, state);
     document.getElementById("waiting").hidden = !state.waiting_for_model;
     const p = state.prediction;
     const box = document.getElementById("prediction");
