@@ -121,7 +121,7 @@ class Patient(threading.Thread):
         return case_id
 
     def _pushed_result(self, case_id: str, timeout: float = 120) -> float | None:
-        url = f"{self.portal.base.replace('http', 'ws', 1)}/ws/cases/{case_id}/"
+        url = f"{self.portal.live_base}/ws/cases/{case_id}/"
         headers = {"Cookie": self.cookie, "Origin": self.portal.base}
         deadline = time.monotonic() + timeout
         try:

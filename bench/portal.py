@@ -19,7 +19,7 @@ import psycopg
 import requests
 
 from deploy import commands, run_local
-from deploy.local_services import free_port, stop_process, wait_for_port
+from deploy.local_services import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 # A server where this user may create databases (the development machine's PostgreSQL trusts it).
@@ -109,11 +109,12 @@ class Portal:
                 "UPLOAD_RATE": "1000000/hour",
                 "DATABASE_POOL_SIZE": "8",
                 "PORT": str(free_port()),
+                "LIVE_PORT": str(free_port()),
                 "WORKER_METRICS_PORT": str(free_port()),
                 **self.settings,
             }
         )
-        self.supervisor = run_local.Supervisor(var=self.var_dir)
+        self.supervisor = run_local.Supervisor(var=self.var_dir, log_dir=self.var_dir)
         try:
             self._start()
         except BaseException:
@@ -130,16 +131,13 @@ class Portal:
             os.environ["DATABASE_URL"] = self.database_url  # what the processes below use
         self.start_worker()
         if self.scheduler:
-            self._spawn("scheduler", commands.beat(str(self.var_dir / "celerybeat-schedule")))
-        port = int(os.environ["PORT"])
-        web = self._spawn("web", commands.web("127.0.0.1", port))
-        wait_for_port(port, 60, web)
-        self.base = f"http://127.0.0.1:{port}"
+            self.supervisor.spawn(
+                "scheduler", commands.beat(str(self.var_dir / "celerybeat-schedule"))
+            )
+        # The web server at PORT and the live pages' socket server at LIVE_PORT, as `make run` starts them.
+        self.base = self.supervisor.start_web().rstrip("/")
+        self.live_base = f"ws://127.0.0.1:{os.environ['LIVE_PORT']}"
         self.wait_warm()
-
-    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
-        """A process of the portal, its output in ``var_dir/<name>.log``, stopped with the rest."""
-        return self.supervisor.spawn(name, command, log=self.var_dir / f"{name}.log")
 
     @property
     def log(self) -> Path:

@@ -1,6 +1,6 @@
 """The command lines of SkinSight's processes, in one place: `make run`, the tests and the images use them.
 
-`python -m deploy.commands ROLE` runs one (the container images' commands): web, inference-worker,
+`python -m deploy.commands ROLE` runs one (the container images' commands): web, live, inference-worker,
 explain-worker, training-worker or scheduler.
 """
 
@@ -44,22 +44,44 @@ def beat(schedule_file: str) -> list[str]:
 
 
 def web_processes() -> int:
-    """``WEB_CONCURRENCY``, else two per core plus one: under ASGI, Django runs a process's sync
-    views one at a time on one thread, so processes (not threads) are what let uploads overlap
-    while another waits on the object store or the database."""
-    return int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
+    """``WEB_CONCURRENCY``, else one per core: each process serves ``web_threads()`` requests at
+    once, so uploads overlap while others wait on the object store or the database."""
+    return int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+
+
+def web_threads() -> int:
+    return int(os.environ.get("WEB_THREADS") or 4)
 
 
 def web(host: str, port: int, *, behind_proxy: bool = False) -> list[str]:
-    """``behind_proxy``: trust X-Forwarded-* from the proxy in front (the container image)."""
+    """Pages and the API over plain HTTP: Django's WSGI handler under gunicorn's threaded workers.
+    Under ASGI the same upload cost a third more CPU in the web tier (docs/performance.md), so
+    only WebSockets go through ASGI (`live`). ``behind_proxy``: the address the proxy in front
+    passes in X-Forwarded-For is the client's (the container image)."""
+    app = (
+        "webapp.config.wsgi:proxied_application"
+        if behind_proxy
+        else "webapp.config.wsgi:application"
+    )
+    return [PY, "-m", "gunicorn", app, "--bind", f"{host}:{port}",
+            "--workers", str(web_processes()), "--threads", str(web_threads()),
+            "--worker-class", "gthread", "--access-logfile", "-"]  # fmt: skip
+
+
+def live(host: str, port: int, *, behind_proxy: bool = False) -> list[str]:
+    """The live pages' WebSockets (and /healthz for probes) under uvicorn: one process holds many
+    idle sockets; ``LIVE_CONCURRENCY`` processes share the port. The pages reach it at their own
+    address behind a proxy that routes ``/ws/`` to it; with no proxy in front (`make run`, tests),
+    the web processes are started with ``LIVE_PORT`` set to ``port`` and the pages use that."""
     proxy = ["--proxy-headers"] if behind_proxy else []
     return [PY, "-m", "uvicorn", "webapp.config.asgi:application", "--host", host,
-            "--port", str(port), "--workers", str(web_processes()), "--log-level", "info",
-            "--lifespan", "off", *proxy]  # fmt: skip
+            "--port", str(port), "--workers", os.environ.get("LIVE_CONCURRENCY") or "1",
+            "--log-level", "info", "--lifespan", "off", *proxy]  # fmt: skip
 
 
 ROLES = {
     "web": lambda: web("0.0.0.0", int(os.environ.get("PORT", "8000")), behind_proxy=True),  # noqa: S104
+    "live": lambda: live("0.0.0.0", int(os.environ.get("PORT", "8001")), behind_proxy=True),  # noqa: S104
     "inference-worker": lambda: inference_worker(
         "inference", int(os.environ.get("WORKER_CONCURRENCY", "1"))
     ),

@@ -55,8 +55,10 @@ def launch(command: list[str], log: Path | None = None) -> subprocess.Popen:
 
 
 class Supervisor:
-    def __init__(self, var: Path = VAR) -> None:
+    def __init__(self, var: Path = VAR, log_dir: Path | None = None) -> None:
         self.var = var  # its services' data, SQLite, metrics and the scheduler's state
+        # Each process's output in log_dir/<name>.log (benchmarks); None: this terminal.
+        self.log_dir = log_dir
         self.services: list = []
         self.processes: list[tuple[str, subprocess.Popen]] = []
         # One-shot commands (training the first model): their end is reported, not fatal.
@@ -98,8 +100,9 @@ class Supervisor:
         manage("collectstatic", "--noinput", "-v", "0")
         manage("ensure_admin")
 
-    def spawn(self, name: str, command: list[str], log: Path | None = None) -> subprocess.Popen:
+    def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         """Start a process the supervisor watches and stops with the rest."""
+        log = self.log_dir / f"{name.replace(' ', '-')}.log" if self.log_dir else None
         process = launch(command, log)
         self.processes.append((name, process))
         return process
@@ -115,10 +118,14 @@ class Supervisor:
         self.spawn("scheduler", commands.beat(str(self.var / "celerybeat-schedule")))
 
     def start_web(self) -> str:
+        """The web server and, on the next port (``LIVE_PORT``), the live pages' socket server."""
         host = os.environ.get("HOST", "127.0.0.1")
         port = int(os.environ.get("PORT", "8000"))
-        process = self.spawn("web", commands.web(host, port))
-        wait_for_port(port, 60, process)
+        live_port = int(os.environ.setdefault("LIVE_PORT", str(port + 1)))
+        web = self.spawn("web", commands.web(host, port))
+        live = self.spawn("live pages", commands.live(host, live_port))
+        wait_for_port(port, 60, web)
+        wait_for_port(live_port, 60, live)
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"  # noqa: S104
 
     def maybe_train_first_model(self) -> None:

@@ -67,15 +67,20 @@ def start_training_worker(log_path: Path) -> subprocess.Popen:
     return _spawn(commands.training_worker(_unique("test-training")), log_path)
 
 
-def start_web(log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = _spawn(commands.web("127.0.0.1", port), log_path)
-    wait_for_port(port, 60, process)
-    return process, f"http://127.0.0.1:{port}"
+def start_web(log_path: Path) -> tuple[tuple[subprocess.Popen, subprocess.Popen], str]:
+    """The web server and the live pages' socket server (both log to ``log_path``); the pages'
+    address."""
+    port, live_port = free_port(), free_port()
+    web = _spawn(commands.web("127.0.0.1", port), log_path, {"LIVE_PORT": str(live_port)})
+    live = _spawn(commands.live("127.0.0.1", live_port), log_path)
+    wait_for_port(port, 60, web)
+    wait_for_port(live_port, 60, live)
+    return (web, live), f"http://127.0.0.1:{port}"
 
 
-def stop(process: subprocess.Popen | None) -> None:
-    stop_process(process, timeout=30)
+def stop(process: subprocess.Popen | tuple[subprocess.Popen, ...] | None) -> None:
+    for each in process if isinstance(process, tuple) else (process,):
+        stop_process(each, timeout=30)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: Path | None = None):

@@ -6,13 +6,16 @@ REST framework's browsable API use inline scripts and styles of their own and ge
 those. Private files (photos, heat maps) set their own sandboxing policy, which is kept.
 """
 
+from django.conf import settings
+from django.http.request import split_domain_port
+
 STRICT = "; ".join(
     [
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data:",
-        "connect-src 'self'",  # the results page's WebSocket is same-origin
+        "connect-src 'self'",  # the live pages' WebSocket: same origin, or see _with_live_port
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",
@@ -25,6 +28,16 @@ WITH_INLINE = STRICT.replace("script-src 'self'", "script-src 'self' 'unsafe-inl
 INLINE_PREFIXES = ("/admin/", "/api/")
 
 
+def _with_live_port(policy: str, request) -> str:
+    """Where the WebSocket server has a port of its own (``LIVE_PORT``), the pages may connect to
+    that port of the host they were loaded from, and nowhere else."""
+    domain, _ = split_domain_port(request.get_host())
+    port = settings.LIVE_PORT
+    return policy.replace(
+        "connect-src 'self'", f"connect-src 'self' ws://{domain}:{port} wss://{domain}:{port}"
+    )
+
+
 class ContentSecurityPolicyMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -33,5 +46,8 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
             inline = request.path.startswith(INLINE_PREFIXES)
-            response["Content-Security-Policy"] = WITH_INLINE if inline else STRICT
+            policy = WITH_INLINE if inline else STRICT
+            if settings.LIVE_PORT:
+                policy = _with_live_port(policy, request)
+            response["Content-Security-Policy"] = policy
         return response

@@ -1,7 +1,8 @@
 """Live pages: a WebSocket that sends an object's current state on connect and every change after.
 
 A case's results page and a training run's page both use it; each says who may watch and how to load the
-state (the same dict its page, JSON view and API send).
+state (the same dict its page, JSON view and API send). A change is announced to the object's group without
+its state; each socket then loads the state with its own user's permissions.
 """
 
 import asyncio
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from webapp.audit.services import audit_record
 
@@ -25,6 +27,12 @@ PUSH_TIMEOUT_SECONDS = 5.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+
+
+def live_port(request) -> dict:
+    """Template context: where the live pages open their socket when it is not their own origin
+    (``LIVE_PORT``; base.html gives it to live.js)."""
+    return {"live_port": settings.LIVE_PORT}
 
 
 class StateConsumer(AsyncJsonWebsocketConsumer):
@@ -104,9 +112,16 @@ class StateConsumer(AsyncJsonWebsocketConsumer):
         await self._audit("read", allowed=True)
         await self.send_json(loaded[1])
 
-    async def state_update(self, event):
+    async def state_changed(self, event):
+        # Read here, for this socket's user, not where the change was made: whoever changed it
+        # serialises nothing for pages nobody watches, and a user who lost access meanwhile is
+        # closed instead of sent the new state.
+        loaded = await self._load()
+        if loaded is None:
+            await self._refuse(CLOSE_NOT_FOUND)
+            return
         await self._audit("push", allowed=True)
-        await self.send_json(event["state"])
+        await self.send_json(loaded[1])
 
 
 class _PushLoop:
@@ -135,19 +150,20 @@ class _PushLoop:
 _push_loop = _PushLoop()
 
 
-def push_states(updates: Iterable[tuple[str, dict]], *, what: str) -> None:
-    """Send each (group, state) to the browsers in that group, over the process's kept connection.
+def push_changes(groups: Iterable[str], *, what: str) -> None:
+    """Tell the sockets in each group that their object changed, over the process's kept
+    connection; each reads the state again for its own user (`StateConsumer.state_changed`).
 
     Best effort: a failed push is logged, never raised, because every live page also polls.
     """
     layer = get_channel_layer()
-    updates = list(updates)
-    if layer is None or not updates:
+    groups = list(groups)
+    if layer is None or not groups:
         return
 
     async def send_all():
-        for group, state in updates:
-            await layer.group_send(group, {"type": "state.update", "state": state})
+        for group in groups:
+            await layer.group_send(group, {"type": "state.changed"})
 
     future = asyncio.run_coroutine_threadsafe(send_all(), _push_loop.loop())
     try:

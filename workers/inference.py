@@ -13,8 +13,8 @@ from ml.answer import Answer
 from ml.preprocess import ImageDecodeError
 from webapp.cases.models import Case, CaseStatus
 from webapp.cases.services.jobs import (
-    case_claim_for_classification,
     case_mark_finished_without_result,
+    cases_claim_for_classification,
 )
 from webapp.cases.services.predictions import case_record_predictions
 from webapp.io_threads import in_threads, start
@@ -88,19 +88,25 @@ class _Claimed:
     prepare_ms: int = 0
 
 
-def _claim(case_id: int) -> Case | Outcome:
-    case = case_claim_for_classification(case_id=case_id)
-    if case is None:
-        return Outcome.ALREADY_FINISHED
-    if case.attempts > settings.CLASSIFY_MAX_ATTEMPTS:
-        case_mark_finished_without_result(
-            case_id=case_id,
-            status=CaseStatus.FAILED,
-            reason=f"Classification stopped its worker {case.attempts - 1} times; "
-            "a clinician will look at this photo instead.",
-        )
-        return Outcome.FAILED
-    return case
+def _claim(case_ids: list[int]) -> dict[int, Case | Outcome]:
+    """Each case claimed for this batch, or the outcome that ends its job now."""
+    claimed = cases_claim_for_classification(case_ids=case_ids)
+    ended: dict[int, Case | Outcome] = {}
+    for case_id in case_ids:
+        case = claimed.get(case_id)
+        if case is None:
+            ended[case_id] = Outcome.ALREADY_FINISHED
+        elif case.attempts > settings.CLASSIFY_MAX_ATTEMPTS:
+            case_mark_finished_without_result(
+                case_id=case_id,
+                status=CaseStatus.FAILED,
+                reason=f"Classification stopped its worker {case.attempts - 1} times; "
+                "a clinician will look at this photo instead.",
+            )
+            ended[case_id] = Outcome.FAILED
+        else:
+            ended[case_id] = case
+    return ended
 
 
 def classify_cases(case_ids: list[int]) -> dict[int, str | Exception]:
@@ -119,8 +125,7 @@ def classify_cases(case_ids: list[int]) -> dict[int, str | Exception]:
     predictor = get_predictor(version)
     outcomes: dict[int, Outcome | Exception] = {}
     jobs: dict[int, _Claimed] = {}
-    for case_id in case_ids:
-        claimed = _claim(case_id)
+    for case_id, claimed in _claim(case_ids).items():
         if isinstance(claimed, Outcome):
             outcomes[case_id] = claimed
         else:

@@ -1,6 +1,6 @@
 """The fault scenarios: each starts a fresh portal, streams uploads, strikes while they run, and counts.
 
-Every scenario runs the real processes (uvicorn, Celery worker and beat) against real services
+Every scenario runs the real processes (gunicorn, uvicorn, Celery worker and beat) against real services
 (PostgreSQL, Valkey, SeaweedFS). The reconciler runs every few seconds here, instead of every
 minute, so a run takes minutes rather than an hour; what it does is the same.
 """

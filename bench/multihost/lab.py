@@ -18,7 +18,7 @@ from deploy.netns import Host, Network
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTS = ("data", "web", "infer1", "infer2", "train", "client")
-WEB_PORT, HEALTH_PORT = 8000, 9100
+WEB_PORT, LIVE_PORT, HEALTH_PORT = 8000, 8001, 9100
 ADMIN, ADMIN_PASSWORD = "lab-admin", "lab-admin-password-2026"
 
 
@@ -38,6 +38,11 @@ class Lab:
     @property
     def web_url(self) -> str:
         return f"http://{self.hosts['web'].address}:{WEB_PORT}"
+
+    @property
+    def live_url(self) -> str:
+        """Where the results pages' sockets connect: no proxy is in front of the web host."""
+        return f"ws://{self.hosts['web'].address}:{LIVE_PORT}"
 
     def log(self, host: Host, name: str) -> Path:
         return host.folder / f"{name}.log"
@@ -97,9 +102,14 @@ class Lab:
         copy = host.folder / "bundle"
         shutil.copytree(bundle, copy, dirs_exist_ok=True)
         self.manage(host, "import_model", str(copy), "--activate", "--name", "lab-first")
-        process = self.spawn(host, "web", commands.ROLES["web"](), PORT=str(WEB_PORT))
+        process = self.spawn(host, "web", commands.ROLES["web"](), PORT=str(WEB_PORT),
+                             LIVE_PORT=str(LIVE_PORT))  # fmt: skip
         wait_for(lambda: _answers(f"{self.web_url}/healthz"), 90, "the web host",
                  self.log(host, "web"), process)  # fmt: skip
+        live = self.spawn(host, "live", commands.ROLES["live"](), PORT=str(LIVE_PORT))
+        live_health = self.live_url.replace("ws://", "http://", 1) + "/healthz"
+        wait_for(lambda: _answers(live_health), 90, "the web host's live server",
+                 self.log(host, "live"), live)  # fmt: skip
 
     def start_inference(self, name: str) -> subprocess.Popen:
         host = self.hosts[name]

@@ -118,7 +118,7 @@ class Client:
 
     def watch(self, case_id: str, cookie: str, timeout: float = 120) -> bool:
         """Whether the case's finished state is pushed to its results page's WebSocket."""
-        url = f"ws://{self.base.removeprefix('http://')}/ws/cases/{case_id}/"
+        url = f"{self.lab.live_url}/ws/cases/{case_id}/"
         deadline = time.monotonic() + timeout
         with connect(url, additional_headers={"Cookie": cookie, "Origin": self.base}) as socket:
             while time.monotonic() < deadline:

@@ -49,7 +49,7 @@ class ServingPortal(Portal):
         self.cookie = self.session_cookie()
 
     async def _pushed_done(self, case_id: str) -> None:
-        url = f"{self.base.replace('http', 'ws', 1)}/ws/cases/{case_id}/"
+        url = f"{self.live_base}/ws/cases/{case_id}/"
         headers = {"Cookie": self.cookie, "Origin": self.base}
         async with websockets.connect(url, additional_headers=headers) as socket:
             while True:

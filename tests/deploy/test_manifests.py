@@ -106,12 +106,25 @@ def test_inference_is_ready_on_its_health_port_and_scaled_on_its_queue():
     assert metric["external"]["metric"]["selector"]["matchLabels"] == {"queue": "inference"}
 
 
-def test_web_probes_name_an_allowed_host():
-    web = _container(_of_kind("Deployment")["skinsight-web"])
-    allowed = _of_kind("ConfigMap")["skinsight-config"]["data"]["DJANGO_ALLOWED_HOSTS"].split(",")
-    for probe in ("readinessProbe", "livenessProbe"):
-        (header,) = web[probe]["httpGet"]["httpHeaders"]
-        assert header["name"] == "Host" and header["value"] in allowed
+def test_web_and_live_probes_name_an_allowed_host():
+    config = _of_kind("ConfigMap")["skinsight-config"]["data"]
+    allowed = config["DJANGO_ALLOWED_HOSTS"].split(",")
+    for name in ("skinsight-web", "skinsight-live"):
+        container = _container(_of_kind("Deployment")[name])
+        for probe in ("readinessProbe", "livenessProbe"):
+            (header,) = container[probe]["httpGet"]["httpHeaders"]
+            assert header["name"] == "Host" and header["value"] in allowed
+
+
+def test_the_ingress_sends_sockets_to_the_live_servers_and_the_rest_to_the_web():
+    (ingress,) = _of_kind("Ingress").values()
+    (rule,) = ingress["spec"]["rules"]
+    routes = {p["path"]: p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
+    assert routes == {"/ws/": "skinsight-live", "/": "skinsight-web"}
+    services = _of_kind("Service")
+    assert set(routes.values()) <= set(services)
+    # Same address for pages and sockets, so the pages must not be told another port.
+    assert "LIVE_PORT" not in _of_kind("ConfigMap")["skinsight-config"]["data"]
 
 
 def test_compose_starts_each_role_with_the_same_command():

@@ -8,13 +8,14 @@ from ml.referral import ReferralRule
 from tests.factories import ModelVersionFactory, PredictionFactory, answer_for
 from webapp.cases.models import Case, CaseStatus, Prediction
 from webapp.cases.publishing import cases_publish
-from webapp.cases.serializers import case_state
+from webapp.cases.serializers import CaseSerializer, case_state
 from webapp.cases.services.jobs import (
     InvalidTransition,
     case_claim_for_classification,
     case_enqueue_waiting,
     case_mark_finished_without_result,
     case_release_claim,
+    cases_claim_for_classification,
 )
 from webapp.cases.services.predictions import case_record_predictions
 from webapp.storage.store import StorageUnavailable
@@ -48,6 +49,21 @@ def test_claim_then_record_marks_done_once(make_case, patient, version):
     assert case.status == CaseStatus.DONE and case.finished_at >= case.started_at
     # A redelivered job for a finished case finds nothing to do.
     assert case_claim_for_classification(case_id=case.pk) is None
+
+
+def test_a_batch_is_claimed_in_two_queries_and_finished_cases_are_left_out(make_case, patient):
+    queued, redelivered, failed = (make_case(patient) for _ in range(3))
+    case_claim_for_classification(case_id=redelivered.pk)  # its worker died holding it
+    case_mark_finished_without_result(case_id=failed.pk, status=CaseStatus.FAILED, reason="x")
+    ids = [queued.pk, redelivered.pk, failed.pk, 10**9]
+    with CaptureQueriesContext(connection) as queries:
+        claimed = cases_claim_for_classification(case_ids=ids)
+    assert len(queries.captured_queries) == 2
+    assert set(claimed) == {queued.pk, redelivered.pk}
+    assert claimed[queued.pk].attempts == 1 and claimed[redelivered.pk].attempts == 2
+    assert all(case.status == CaseStatus.RUNNING for case in claimed.values())
+    failed.refresh_from_db()
+    assert failed.status == CaseStatus.FAILED and failed.attempts == 0
 
 
 def test_a_released_claim_does_not_count_as_an_attempt(make_case, patient, settings):
@@ -134,19 +150,31 @@ def test_enqueue_waiting_sends_one_job_per_queued_case(
     assert broker_queue_length() == before + 2
 
 
-def test_publishing_a_batch_reads_shared_state_once(make_case, patient, version):
+def test_a_list_of_cases_reads_shared_state_once_and_publishing_reads_nothing(
+    make_case, patient, version
+):
     cases = [make_case(patient) for _ in range(4)]
     for case in cases:
         case_claim_for_classification(case_id=case.pk)
     case_record_predictions(
         model_version=version, answers={k: v for case in cases for k, v in answer(case).items()}
     )
+    done = list(
+        Case.objects.filter(pk__in=[case.pk for case in cases]).select_related(
+            "lesion", "prediction__model_version", "prediction__heatmap"
+        )
+    )
     with CaptureQueriesContext(connection) as one:
-        cases_publish(case_ids=[cases[0].pk])
+        assert len(CaseSerializer(done[:1], many=True, context={}).data) == 1
     with CaptureQueriesContext(connection) as four:
-        cases_publish(case_ids=[case.pk for case in cases])
-    # The cases, then the guidance: as many queries for four cases as for one.
+        assert len(CaseSerializer(done, many=True, context={}).data) == 4
+    # The guidance is read once per list: as many queries for four cases as for one.
+    assert len(one.captured_queries) >= 1
     assert len(four.captured_queries) == len(one.captured_queries)
+    # Publishing only names the cases; the sockets watching them read their state themselves.
+    with CaptureQueriesContext(connection) as published:
+        cases_publish(public_ids=[case.public_id for case in cases])
+    assert published.captured_queries == []
 
 
 def test_a_case_whose_result_object_was_not_written_is_left_out(make_case, patient, version):

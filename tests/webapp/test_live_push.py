@@ -10,7 +10,9 @@ from django.contrib.auth.models import AnonymousUser
 
 from webapp.audit.models import AuditEvent
 from webapp.cases.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, CaseConsumer
+from webapp.cases.models import Case, CaseStatus
 from webapp.cases.publishing import cases_publish
+from webapp.cases.services.jobs import case_mark_finished_without_result
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -50,10 +52,33 @@ async def test_owner_gets_current_state_then_pushed_updates(live_case, patient):
     assert first["id"] == str(live_case.public_id) and first["status"] == "queued"
 
     # database_sync_to_async closes its connection after the call, as the worker does per job.
-    await database_sync_to_async(cases_publish)(case_ids=[live_case.pk])
+    await database_sync_to_async(cases_publish)(public_ids=[live_case.public_id])
     pushed = await comm.receive_json_from(timeout=5)
     assert pushed["id"] == str(live_case.public_id)
     await comm.disconnect()
+
+
+async def test_a_push_carries_the_state_read_after_the_change(live_case, patient):
+    comm = communicator(live_case, patient)
+    assert (await comm.connect())[0]
+    assert (await comm.receive_json_from(timeout=5))["status"] == "queued"
+    await database_sync_to_async(case_mark_finished_without_result)(
+        case_id=live_case.pk, status=CaseStatus.FAILED, reason="The photo is too dark."
+    )
+    pushed = await comm.receive_json_from(timeout=5)
+    assert pushed["status"] == "failed" and pushed["reason"] == "The photo is too dark."
+    await comm.disconnect()
+
+
+async def test_a_page_whose_case_is_gone_is_closed_at_the_next_push(live_case, patient):
+    comm = communicator(live_case, patient)
+    assert (await comm.connect())[0]
+    await comm.receive_json_from(timeout=5)
+    public_id = live_case.public_id
+    await database_sync_to_async(Case.objects.filter(pk=live_case.pk).delete)()
+    await database_sync_to_async(cases_publish)(public_ids=[public_id])
+    closed = await comm.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": CLOSE_NOT_FOUND}
 
 
 # One refused socket per test: a test that left two refused consumers on its event loop hung in
@@ -76,7 +101,7 @@ async def test_an_idle_page_stays_subscribed_past_the_layers_blocking_read(live_
     assert connected
     await comm.receive_json_from(timeout=5)
     await asyncio.sleep(11)
-    await database_sync_to_async(cases_publish)(case_ids=[live_case.pk])
+    await database_sync_to_async(cases_publish)(public_ids=[live_case.public_id])
     pushed = await comm.receive_json_from(timeout=5)
     assert pushed["id"] == str(live_case.public_id)
     await comm.disconnect()
@@ -86,7 +111,7 @@ async def test_watching_pushes_and_refusals_are_audited(live_case, patient, othe
     comm = communicator(live_case, patient)
     assert (await comm.connect())[0]
     await comm.receive_json_from(timeout=5)
-    await database_sync_to_async(cases_publish)(case_ids=[live_case.pk])
+    await database_sync_to_async(cases_publish)(public_ids=[live_case.public_id])
     await comm.receive_json_from(timeout=5)
     await comm.disconnect()
     refused = communicator(live_case, other_patient)

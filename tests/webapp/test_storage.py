@@ -48,3 +48,23 @@ def test_prefix_listing_and_deletion(bucket_keys):
     ]
     assert store.delete_prefix_quietly(f"{base}/r1/") == 2
     assert bucket_keys(f"{base}/") == {f"{base}/r2/keep.txt"}
+
+
+def test_keys_that_need_quoting_are_the_same_key_for_both_clients(bucket_keys):
+    # Photos and results go through signed requests, listing and deletion through boto3: a key
+    # quoted differently by the two would be written under one name and listed under another.
+    base = f"training/runs/{uuid.uuid4().hex}"
+    key = f"{base}/a b+c~(1)é.txt"
+    store.put(key, b"payload", what="a log")
+    assert store.read(key, what="a log") == b"payload"
+    assert bucket_keys(f"{base}/") == {key}
+    assert store.delete_prefix_quietly(f"{base}/") == 1
+
+
+def test_refused_credentials_are_an_outage_not_a_missing_object(settings):
+    settings.S3_SECRET_ACCESS_KEY = "not-the-secret"
+    with pytest.raises(store.StorageUnavailable, match="Could not read the photo") as raised:
+        store.read("cases/images/none.jpg", what="the photo")
+    assert not isinstance(raised.value, store.ObjectMissing)
+    with pytest.raises(store.StorageUnavailable, match="Could not store the photo"):
+        store.put_new(store.case_image_key("jpg"), b"x", what="the photo")

@@ -19,4 +19,4 @@ class CaseConsumer(StateConsumer):
             case = case_get_for_user(user=user, public_id=public_id)
         except Http404:
             return None
-        return case_group_name(case), case_state(case)
+        return case_group_name(case.public_id), case_state(case)

@@ -73,7 +73,7 @@ def heatmap_request(*, case: Case, by: User) -> HeatMap:
             )
             heatmap.refresh_from_db()
         _enqueue_after_commit([heatmap])
-        transaction.on_commit(lambda: cases_publish(case_ids=[case.pk]))
+        transaction.on_commit(lambda: cases_publish(public_ids=[case.public_id]))
     return heatmap
 
 
@@ -100,11 +100,13 @@ def _finish(heatmap_id: int, **fields) -> bool:
         updated = HeatMap.objects.filter(pk=heatmap_id, status=HeatMapStatus.QUEUED).update(
             finished_at=timezone.now(), **fields
         )
-        case_id = (
-            HeatMap.objects.filter(pk=heatmap_id).values_list("prediction__case_id", flat=True)
+        public_id = (
+            HeatMap.objects.filter(pk=heatmap_id).values_list(
+                "prediction__case__public_id", flat=True
+            )
         ).first()
-        if updated and case_id is not None:
-            transaction.on_commit(lambda: cases_publish(case_ids=[case_id]))
+        if updated and public_id is not None:
+            transaction.on_commit(lambda: cases_publish(public_ids=[public_id]))
     return bool(updated)
 
 

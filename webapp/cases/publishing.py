@@ -1,23 +1,19 @@
-"""Pushing cases' current state to the browsers that watch them."""
+"""Telling the browsers that watch cases that those cases changed."""
 
-from webapp.cases.models import Case
+from collections.abc import Iterable
+from uuid import UUID
+
 from webapp.cases.selectors import case_group_name
-from webapp.cases.serializers import CaseSerializer
-from webapp.live import push_states
+from webapp.live import push_changes
 from webapp.metrics import JOB_STAGE_SECONDS, timed
 
 
-def cases_publish(*, case_ids: list[int]) -> None:
-    """Push each case's current state to every browser watching it. Best effort: pages also poll."""
-    cases = list(
-        Case.objects.filter(pk__in=case_ids).select_related(
-            "lesion", "prediction__model_version", "prediction__heatmap"
-        )
-    )
+def cases_publish(*, public_ids: Iterable[UUID]) -> None:
+    """Tell every page watching one of these cases that it changed; each page's socket reads the
+    case again for its own user. Best effort: pages also poll."""
+    public_ids = list(public_ids)
     with timed(JOB_STAGE_SECONDS, "push"):
-        # One serializer context for the batch: the guidance and the active model are read once.
-        states = CaseSerializer(cases, many=True, context={}).data
-        push_states(
-            zip((case_group_name(case) for case in cases), states, strict=True),
-            what=f"case(s) {', '.join(map(str, case_ids))}",
+        push_changes(
+            (case_group_name(public_id) for public_id in public_ids),
+            what=f"case(s) {', '.join(map(str, public_ids))}",
         )

@@ -130,6 +130,14 @@ def patients_selectable_by(user: User) -> QuerySet[User]:
     return User.objects.filter(pk=user.pk)
 
 
+def may_upload_for(user: User, patient: User) -> bool:
+    """Whether ``user`` may upload for ``patient``: one of `patients_selectable_by` (a patient
+    uploading for themselves, the usual case, needs no query)."""
+    if user.role == Role.PATIENT and patient.pk == user.pk:
+        return True
+    return patients_selectable_by(user).filter(pk=patient.pk).exists()
+
+
 def case_reviews(case: Case) -> QuerySet[Review]:
     """A case's reviews, newest first (the newest is its label for retraining)."""
     return case.reviews.select_related("reviewer", "case__prediction").order_by(
@@ -137,8 +145,9 @@ def case_reviews(case: Case) -> QuerySet[Review]:
     )
 
 
-def case_group_name(case: Case) -> str:
-    return f"case-{case.public_id}"
+def case_group_name(public_id) -> str:
+    """The channel-layer group of the sockets watching one case."""
+    return f"case-{public_id}"
 
 
 def iso(value) -> str | None:

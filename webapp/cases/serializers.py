@@ -20,7 +20,7 @@ from webapp.cases.models import (
 )
 from webapp.guidance.selectors import guidance_current_all
 from webapp.guidance.serializers import GuidanceSerializer
-from webapp.modelops.selectors import model_version_get_active
+from webapp.modelops.selectors import any_model_active
 from webapp.serializer_fields import LookupSlugField
 
 
@@ -212,7 +212,7 @@ class CaseSerializer(serializers.ModelSerializer):
         if case.status != CaseStatus.QUEUED:
             return False
         if self.context.get("model_active") is None:
-            self.context["model_active"] = model_version_get_active() is not None
+            self.context["model_active"] = any_model_active()
         return not self.context["model_active"]
 
 

@@ -46,6 +46,11 @@ if PRODUCTION and DEBUG:
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Proxies whose X-Forwarded-For names the client (webapp.config.proxy); "*" trusts any.
+FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The port of the WebSocket server (deploy.commands.live) when no proxy routes /ws/ to it at the
+# pages' own address: `make run`, compose. Empty: the pages' own origin.
+LIVE_PORT = env_int("LIVE_PORT", 0) or None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -100,6 +105,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "webapp.modelops.context_processors.model_status",
+                "webapp.live.live_port",
             ],
         },
     },

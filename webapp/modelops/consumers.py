@@ -23,4 +23,4 @@ class TrainingRunConsumer(StateConsumer):
             run = training_run_get(public_id=public_id)
         except Http404:
             return None
-        return training_run_group_name(run), training_run_state(run)
+        return training_run_group_name(run.public_id), training_run_state(run)

@@ -21,6 +21,11 @@ def model_version_get_active() -> ModelVersion | None:
     return ModelVersion.objects.filter(status=ModelStatus.ACTIVE).first()
 
 
+def any_model_active() -> bool:
+    """Whether uploads are classified now or wait for a model (reads no version's row)."""
+    return ModelVersion.objects.filter(status=ModelStatus.ACTIVE).exists()
+
+
 def model_versions_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.select_related("parent", "created_by", "training_run")
 
@@ -78,8 +83,9 @@ def training_run_get(*, public_id) -> TrainingRun:
     return run
 
 
-def training_run_group_name(run: TrainingRun) -> str:
-    return f"training-run-{run.public_id}"
+def training_run_group_name(public_id) -> str:
+    """The channel-layer group of the sockets watching one training run."""
+    return f"training-run-{public_id}"
 
 
 def _iso(value) -> str | None:

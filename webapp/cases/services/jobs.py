@@ -9,7 +9,7 @@ from django.utils import timezone
 from webapp.cases.models import ALLOWED_TRANSITIONS, TERMINAL_STATUSES, Case, CaseStatus
 from webapp.cases.publishing import cases_publish
 from webapp.config.celery import CLASSIFY_TASK, enqueue_quietly, resend_missing
-from webapp.modelops.selectors import model_version_get_active
+from webapp.modelops.selectors import any_model_active
 
 
 class InvalidTransition(RuntimeError):
@@ -45,7 +45,7 @@ def cases_requeue_stuck(*, in_broker: set[int]) -> dict[str, int]:
     now = timezone.now()
     after = timezone.timedelta(seconds=settings.CASE_REQUEUE_AFTER)
     stuck = {"queued": [], "running": []}
-    if model_version_get_active() is not None:
+    if any_model_active():
         stuck["queued"] = Case.objects.filter(
             status=CaseStatus.QUEUED, created_at__lte=now - after
         ).values_list("pk", flat=True)
@@ -58,13 +58,20 @@ def cases_requeue_stuck(*, in_broker: set[int]) -> dict[str, int]:
 
 def case_claim_for_classification(*, case_id: int) -> Case | None:
     """Move a queued (or redelivered running) case to running. None when it is finished or gone."""
-    now = timezone.now()
-    claimed = Case.objects.filter(
-        pk=case_id, status__in=[CaseStatus.QUEUED, CaseStatus.RUNNING]
-    ).update(status=CaseStatus.RUNNING, started_at=now, attempts=F("attempts") + 1)
-    if not claimed:
-        return None
-    return Case.objects.select_related("lesion").get(pk=case_id)
+    return cases_claim_for_classification(case_ids=[case_id]).get(case_id)
+
+
+def cases_claim_for_classification(*, case_ids: list[int]) -> dict[int, Case]:
+    """`case_claim_for_classification` for a batch, in two queries whatever its size: the cases
+    claimed, by id; a finished or missing case is not among them."""
+    Case.objects.filter(pk__in=case_ids, status__in=[CaseStatus.QUEUED, CaseStatus.RUNNING]).update(
+        status=CaseStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    # Running now means claimed here: nothing else moves a case back to running.
+    running = Case.objects.select_related("lesion").filter(
+        pk__in=case_ids, status=CaseStatus.RUNNING
+    )
+    return {case.pk: case for case in running}
 
 
 def case_release_claim(*, case_id: int) -> None:
@@ -93,5 +100,5 @@ def case_mark_finished_without_result(*, case_id: int, status: str, reason: str)
         if case is None or case.status in TERMINAL_STATUSES:
             return case
         _transition(case, status, reason)
-        transaction.on_commit(lambda: cases_publish(case_ids=[case_id]))
+        transaction.on_commit(lambda: cases_publish(public_ids=[case.public_id]))
     return case

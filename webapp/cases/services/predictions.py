@@ -59,9 +59,10 @@ def case_record_predictions(
         new = _keep_written(new, results_written(), outcomes)
         if not new:
             return outcomes
-        done = [prediction.case_id for prediction in new]
         outcomes.update({prediction.case_id: prediction for prediction in new})
-        transaction.on_commit(lambda: cases_publish(case_ids=done))
+        recorded = {prediction.case_id for prediction in new}
+        done = [case.public_id for case in cases if case.pk in recorded]
+        transaction.on_commit(lambda: cases_publish(public_ids=done))
         # After the push: a heat map is never on a result's way to the patient.
         heatmaps_create(new)
     return outcomes

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from webapp import io_threads
 from webapp.accounts.models import Role, User
 from webapp.cases.models import Case, Lesion
-from webapp.cases.selectors import patients_selectable_by
+from webapp.cases.selectors import may_upload_for
 from webapp.cases.services.jobs import classify_enqueue
 from webapp.errors import ApplicationError, NotPermitted
 from webapp.intake.imaging import (
@@ -27,7 +27,7 @@ class CaseCreated:
 
 def _check_may_upload_for(uploaded_by: User, patient: User) -> None:
     # One rule for forms, the API and this service: the patients the upload form offers.
-    if not patients_selectable_by(uploaded_by).filter(pk=patient.pk).exists():
+    if not may_upload_for(uploaded_by, patient):
         raise NotPermitted("You may upload only for yourself or for patients assigned to you.")
 
 

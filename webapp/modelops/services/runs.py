@@ -13,7 +13,7 @@ from django.utils import timezone
 from ml.training_config import ConfigError, TrainConfig, preset_options
 from webapp.accounts.models import User
 from webapp.config.celery import TRAIN_TASK, enqueue_quietly
-from webapp.live import push_states
+from webapp.live import push_changes
 from webapp.modelops.models import (
     RUN_IN_PROGRESS,
     RUN_TERMINAL,
@@ -25,7 +25,6 @@ from webapp.modelops.models import (
 )
 from webapp.modelops.selectors import (
     training_run_group_name,
-    training_run_state,
 )
 from webapp.modelops.services.common import (
     InvalidRunState,
@@ -296,13 +295,8 @@ def training_runs_reap_stale(*, waiting: set[int] | None = None) -> dict[str, in
 
 
 def training_run_publish(*, run_id: int) -> None:
-    """Push the run's state to every admin watching its page. Best effort: pages also poll."""
-    run = (
-        TrainingRun.objects.select_related("requested_by", "dataset", "snapshot__evaluation_set")
-        .filter(pk=run_id)
-        .first()
-    )
-    if run is not None:
-        push_states(
-            [(training_run_group_name(run), training_run_state(run))], what=f"training run {run_id}"
-        )
+    """Tell every admin watching the run's page that it changed (their sockets read it again).
+    Best effort: pages also poll."""
+    public_id = TrainingRun.objects.filter(pk=run_id).values_list("public_id", flat=True).first()
+    if public_id is not None:
+        push_changes([training_run_group_name(public_id)], what=f"training run {run_id}")

@@ -43,7 +43,10 @@ window.SkinSightLive = {
         return;
       }
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      const socket = new WebSocket(scheme + location.host + wsPath);
+      // The socket server's own port where no proxy routes /ws/ to it at this address.
+      const port = document.body.dataset.livePort;
+      const host = port ? location.hostname + ":" + port : location.host;
+      const socket = new WebSocket(scheme + host + wsPath);
       socket.onopen = () => {
         retryDelay = 1000;
         stopPolling();

@@ -6,7 +6,7 @@ import redis
 from django.conf import settings
 from django.test import override_settings
 
-from webapp.live import push_states
+from webapp.live import push_changes
 
 
 def connections_received() -> int:
@@ -14,10 +14,10 @@ def connections_received() -> int:
 
 
 def test_pushes_share_one_kept_connection():
-    push_states([("warm-up", {"n": 0})], what="warm-up")  # the first push may open the connection
+    push_changes(["warm-up"], what="warm-up")  # the first push may open the connection
     before = connections_received()
     for n in range(10):
-        push_states([("nobody-listens", {"n": n})], what=f"push {n}")
+        push_changes([f"nobody-listens-{n}"], what=f"push {n}")
     # connections_received itself opens one; a connection per push (as async_to_sync made) gives 11.
     assert connections_received() - before <= 2
 
@@ -30,5 +30,5 @@ def test_a_push_to_an_unreachable_layer_is_logged_not_raised(caplog):
         }
     }
     with override_settings(CHANNEL_LAYERS=unreachable), caplog.at_level(logging.WARNING):
-        push_states([("group", {"n": 1})], what="case 42")
+        push_changes(["group"], what="case 42")
     assert "live push for case 42 failed" in caplog.text
