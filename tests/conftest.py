@@ -1,6 +1,7 @@
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,21 @@ import pytest
 from deploy.local_services import RedisServer, S3Server
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def pytest_collection_modifyitems(items):
+    """schemathesis names each API operation's test (``test_x[POST /api/cases/]``) after pytest has
+    made its node id from the bare function name (it sets the id pytest 8 kept, not pytest 9's), so
+    all 33 share one id, and pytest-xdist, which keeps one test per id, would run one operation.
+    The id is made again from the name, as pytest makes a parametrized test's."""
+    for item in items:
+        if not item.nodeid.endswith(f"::{item.name}"):
+            item._id = item.parent.id.child(item.name)
+    shared = [nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1]
+    if shared:
+        raise pytest.UsageError(
+            f"tests share node ids (pytest-xdist would run one of each): {shared}"
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -59,6 +75,13 @@ def frozen_object_store():
     yield freeze
     if frozen and frozen[-1]:
         os.killpg(group, signal.SIGCONT)
+
+
+@pytest.fixture
+def empty_broker():
+    """No job left in the queues by earlier tests of this session, for a test that watches what a
+    new worker does first (their rows are gone with their tests; their messages are not)."""
+    _purge_broker()
 
 
 def _purge_broker() -> None:

@@ -21,7 +21,8 @@ from webapp.storage.store import StorageUnavailable
 from workers.inference import classify_cases
 from workers.outcomes import Outcome
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The workers' logs are read for what they did: no job left by earlier tests may reach them.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_broker")]
 
 
 def _cases(count: int) -> list[tuple[Case, bytes]]:

@@ -12,7 +12,12 @@ from webapp.cases.models import Case, CaseStatus
 from webapp.cases.services.uploads import case_create
 from webapp.intake.imaging import normalize_image
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+# Each test watches what a new worker does first: no job left by earlier tests may reach it.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.usefixtures("empty_broker"),
+]
 
 
 def _get(url: str) -> requests.Response | None:
