@@ -155,11 +155,12 @@ class Supervisor:
             return
         self.stopping = True
         say("stopping…")
-        # In order: the web server (no new work), then every worker and job together (they wait
-        # for their running tasks), then the services they were using.
+        # In order: the web and live servers (no new work, no socket left open), then every worker
+        # and job together (they wait for their running tasks), then the services they were using.
         started = time.monotonic()
-        web = [(n, p) for n, p in self.processes if n == "web"]
-        rest = [*self.jobs, *((n, p) for n, p in self.processes if n != "web")]
+        front = ("web", "live pages")
+        web = [(n, p) for n, p in self.processes if n in front]
+        rest = [*self.jobs, *((n, p) for n, p in self.processes if n not in front)]
         for group in (web, rest):
             stop_processes([process for _, process in group])
             say(f"stopped {', '.join(name for name, _ in group)}")

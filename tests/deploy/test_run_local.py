@@ -81,8 +81,9 @@ def test_first_start_trains_through_the_queue_and_a_second_start_keeps_the_model
     assert active.training_run is not None
     assert ModelEvent.objects.get().reason.startswith("first model")
     stopped = [line for line in text.splitlines() if line.startswith("[skinsight] stopped")]
-    # The web server first, then the workers together (this run used the session's services).
-    assert stopped[0] == "[skinsight] stopped web"
+    # The web and live servers first, then the workers together (this run used the session's
+    # services).
+    assert stopped[0] == "[skinsight] stopped web, live pages"
     assert "training worker" in stopped[1] and "heat-map worker" in stopped[1]
     assert stopped[-1].startswith("[skinsight] stopped everything in")
 
