@@ -35,6 +35,19 @@ def free_port(low: int = 20000, high: int = 30000) -> int:
     raise RuntimeError("no free port pair found")
 
 
+def free_ports(count: int, taken: tuple[int, ...] = ()) -> list[int]:
+    """``count`` different free ports, none of them in ``taken``: nothing holds a port between two
+    `free_port` calls, so two may name the same one (SeaweedFS's filer then failed to bind)."""
+    chosen: list[int] = []
+    for _ in range(200 * count):
+        port = free_port()
+        if port not in chosen and port not in taken:
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError(f"no {count} different free ports found")
+
+
 def _is_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -174,7 +187,8 @@ class S3Server:
         stop_leftover(self.pid_file, self.data_dir, "SeaweedFS", grace=WEED_GRACE_SECONDS)
         if not self.s3_port:
             self.s3_port = free_port()
-        ports = {name: free_port() for name in ("master", "volume", "filer")}
+        names = ("master", "volume", "filer")
+        ports = dict(zip(names, free_ports(len(names), taken=(self.s3_port,)), strict=True))
         config = self.data_dir / "s3-identities.json"
         config.write_text(
             json.dumps(

@@ -1,5 +1,5 @@
 """The local SeaweedFS and Valkey never outlive their owner: they die with it, and a start finds and stops
-what an earlier owner killed with SIGKILL left behind."""
+what an earlier owner killed with SIGKILL left behind. SeaweedFS's ports are all different."""
 
 import os
 import signal
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local_services import RedisServer, S3Server
+from deploy import local_services
+from deploy.local_services import RedisServer, S3Server, free_ports
 from tests.processes import ROOT, wait_until
 
 pytestmark = pytest.mark.slow
@@ -24,6 +25,14 @@ def _status(pid: int) -> bytes:
         return Path(f"/proc/{pid}/status").read_bytes().lower()
     except OSError:
         return b""
+
+
+def test_ports_chosen_together_are_all_different(monkeypatch):
+    # Nothing holds a port between two choices, so the same one can come back; the filer then
+    # failed to bind the port the master already had.
+    offered = iter([21000, 21000, 21001, 21002, 21002, 21003])
+    monkeypatch.setattr(local_services, "free_port", lambda: next(offered))
+    assert free_ports(3, taken=(21001,)) == [21000, 21002, 21003]
 
 
 def test_a_seaweedfs_left_by_a_killed_owner_is_stopped_by_the_next_start(tmp_path):
