@@ -32,6 +32,9 @@ LAB_SETTINGS = {
     "CLASSIFY_SOFT_TIME_LIMIT": "8",
     "CLASSIFY_MAX_BACKOFF": "10",
     "CELERY_VISIBILITY_TIMEOUT": "25",
+    # The cut host's open transaction must release its locks before the other host's claim of
+    # the same cases runs out of time.
+    "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT": "4",
     "CELERY_UNACKED_RESTORE_INTERVAL": "2",
     "CELERY_UNACKED_RESTORE_THROTTLE": "1",
     "CASE_REQUEUE_AFTER": "10",

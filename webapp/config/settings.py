@@ -128,8 +128,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABAS
         # While the database is down a request waits this long for a connection, then gets 503.
         "timeout": env_int("DATABASE_POOL_TIMEOUT", 5),
     }
+# A session left idle inside a transaction is ended by the server after this many seconds (0: never):
+# a worker host cut off mid-transaction would otherwise hold its rows' locks until TCP notices, hours
+# later, and every other worker's claim of those cases would wait on them.
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT = env_int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", 60)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        f"-c idle_in_transaction_session_timeout={DATABASE_IDLE_IN_TRANSACTION_TIMEOUT * 1000}"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The web server and the workers write concurrently: wait for locks instead of failing. A
