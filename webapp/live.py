@@ -105,22 +105,22 @@ class StateConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs):
         # The page may ask again (e.g. after waking from sleep); clients send nothing else.
-        loaded = await self._load()
-        if loaded is None:
-            await self._refuse(CLOSE_NOT_FOUND)
-            return
-        await self._audit("read", allowed=True)
-        await self.send_json(loaded[1])
+        await self._send_state("read")
 
     async def state_changed(self, event):
         # Read here, for this socket's user, not where the change was made: whoever changed it
         # serialises nothing for pages nobody watches, and a user who lost access meanwhile is
         # closed instead of sent the new state.
+        await self._send_state("push")
+
+    async def _send_state(self, action: str) -> None:
+        """The current state, read for this socket's user and audited as ``action``; the socket
+        is closed when the object is gone or no longer theirs to see."""
         loaded = await self._load()
         if loaded is None:
             await self._refuse(CLOSE_NOT_FOUND)
             return
-        await self._audit("push", allowed=True)
+        await self._audit(action, allowed=True)
         await self.send_json(loaded[1])
 
 

@@ -11,13 +11,14 @@ from webapp.config.warmup import warm_web_process
 from webapp.storage import store
 
 
-def test_warm_up_makes_the_object_store_client_before_any_request(monkeypatch):
+def test_warm_up_makes_the_object_store_clients_before_any_request(monkeypatch):
     monkeypatch.setattr(store, "_clients", {})
     warm_web_process()
-    assert len(store._clients) == 1
-    made = next(iter(store._clients.values()))
-    store.prepare_client()  # later calls, and requests, use the same one
-    assert store._client() is made and len(store._clients) == 1
+    # The boto3 client and the signed-request client, one each.
+    assert len(store._clients) == 2
+    made = set(map(id, store._clients.values()))
+    store.prepare_client()  # later calls, and requests, use the same ones
+    assert {id(store._client()), id(store._signed())} == made and len(store._clients) == 2
 
 
 def test_every_cache_object_of_a_process_shares_one_redis_client():

@@ -134,9 +134,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABAS
 DATABASE_IDLE_IN_TRANSACTION_TIMEOUT = env_int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", 60)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # Added to any libpq options DATABASE_URL already carries (``?options=...``), not in their place.
+    _options = DATABASES["default"]["OPTIONS"].get("options", "")
     DATABASES["default"]["OPTIONS"]["options"] = (
-        f"-c idle_in_transaction_session_timeout={DATABASE_IDLE_IN_TRANSACTION_TIMEOUT * 1000}"
-    )
+        f"{_options} -c idle_in_transaction_session_timeout="
+        f"{DATABASE_IDLE_IN_TRANSACTION_TIMEOUT * 1000}"
+    ).strip()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The web server and the workers write concurrently: wait for locks instead of failing. A

@@ -14,9 +14,7 @@ as before.
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -59,7 +57,8 @@ class Endpoint:
 
 
 class SignedClient:
-    """Path-style GET and PUT of whole objects (as the boto3 client is configured), thread-safe."""
+    """Path-style GET and PUT of whole objects (as the boto3 client is configured), thread-safe;
+    `store` keeps one per process."""
 
     def __init__(self, endpoint: Endpoint, *, pool_size: int = 8) -> None:
         self.endpoint = endpoint
@@ -110,17 +109,3 @@ def _client_error(method: str, response) -> ClientError:
     }
     parsed = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": response.status}}
     return ClientError(parsed, f"{method}Object")
-
-
-_clients: dict[tuple, SignedClient] = {}
-_lock = threading.Lock()
-
-
-def client_for(endpoint: Endpoint) -> SignedClient:
-    """This process's client for ``endpoint`` (a pool inherited across fork is not reused)."""
-    key = (os.getpid(), endpoint)
-    client = _clients.get(key)
-    if client is None:
-        with _lock:
-            client = _clients.setdefault(key, SignedClient(endpoint))
-    return client

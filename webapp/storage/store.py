@@ -28,7 +28,7 @@ from django.conf import settings
 from urllib3.exceptions import HTTPError
 
 from webapp.errors import Unavailable
-from webapp.storage.signed_requests import Endpoint, client_for
+from webapp.storage.signed_requests import Endpoint, SignedClient
 
 logger = logging.getLogger(__name__)
 
@@ -126,12 +126,14 @@ _clients: dict[tuple, object] = {}
 _clients_lock = threading.Lock()
 
 
-def _client():
-    """This process's client for the configured store (a client inherited across fork, or made
-    for other settings, is not reused)."""
+def _kept(kind: str, make):
+    """This process's client of ``kind`` for the configured store, made by ``make`` the first time
+    (a client inherited across fork, or made for other settings, is not reused)."""
     key = (
+        kind,
         os.getpid(),
         settings.S3_ENDPOINT_URL,
+        settings.S3_BUCKET,
         settings.S3_ACCESS_KEY_ID,
         settings.S3_SECRET_ACCESS_KEY,
         settings.S3_REGION,
@@ -139,22 +141,19 @@ def _client():
     client = _clients.get(key)
     if client is None:
         with _clients_lock:
-            client = _clients.get(key) or s3_client(*key[1:])
+            client = _clients.get(key) or make(*key[2:])
             _clients[key] = client
     return client
 
 
-def _signed():
-    """This process's signed-request client for the configured store: GET and PUT of whole objects."""
-    return client_for(
-        Endpoint.of(
-            settings.S3_ENDPOINT_URL,
-            settings.S3_BUCKET,
-            settings.S3_ACCESS_KEY_ID,
-            settings.S3_SECRET_ACCESS_KEY,
-            settings.S3_REGION,
-        )
-    )
+def _client():
+    """The boto3 client: listing, deleting, streamed writes and reads, the bucket."""
+    return _kept("boto3", lambda url, bucket, *credentials: s3_client(url, *credentials))
+
+
+def _signed() -> SignedClient:
+    """The signed-request client: GET and PUT of whole objects."""
+    return _kept("signed", lambda *config: SignedClient(Endpoint.of(*config)))
 
 
 def prepare_client() -> None:
